@@ -63,9 +63,7 @@ class VersionConflict(AgentMemoryError):
     """The conversation's version is not the one the caller expected."""
 
     def __init__(self, conversation_id: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"conversation {conversation_id!r} is at version {actual}, not {expected}"
-        )
+        super().__init__(f"conversation {conversation_id!r} is at version {actual}, not {expected}")
         self.conversation_id = conversation_id
         self.expected = expected
         self.actual = actual

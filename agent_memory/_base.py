@@ -1,0 +1,48 @@
+"""What the sync and async stores share besides the plans: construction and configuration."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from agent_memory.core import StoreConfig, StoreCore
+from agent_memory.keys import KeySchema
+from agent_memory.settings import Settings
+
+ClientT = TypeVar("ClientT")
+
+
+class StoreBase(Generic[ClientT]):
+    """Holds the injected client and the pure core; constructing one does no I/O."""
+
+    def __init__(
+        self,
+        client: ClientT,
+        *,
+        settings: Settings | None = None,
+        key_prefix: str | None = None,
+        ttl: int | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings if settings is not None else Settings()
+        self._core = StoreCore(
+            StoreConfig.from_settings(self._settings, key_prefix=key_prefix, ttl=ttl)
+        )
+
+    @property
+    def client(self) -> ClientT:
+        return self._client
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def config(self) -> StoreConfig:
+        return self._core.config
+
+    @property
+    def keys(self) -> KeySchema:
+        return self._core.config.keys
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.keys.prefix!r}, ttl_ms={self.config.ttl_ms})"

@@ -1,0 +1,209 @@
+"""Message <-> stream entry: pure, exact, fast.
+
+A stored message is a *record*: a JSON object in the REST role vocabulary with LangChain-only
+fields under their LangChain names (see :mod:`agent_memory.models`). LangChain messages are
+converted field by field (no pydantic validation on the write path) and rebuilt as the same
+class with the same fields, so ``decode(encode(m)) == m``; chunk types come back as their base
+types. Only fields that differ from LangChain's defaults are stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from pydantic import ValidationError
+
+from agent_memory.errors import InvalidMessage, MessageTooLarge
+from agent_memory.models import Message, ms_to_datetime
+
+Record = dict[str, Any]
+
+# Checked in order: chunk classes subclass their base classes.
+_ROLES: tuple[tuple[type[BaseMessage], str], ...] = (
+    (AIMessage, "assistant"),
+    (HumanMessage, "user"),
+    (SystemMessage, "system"),
+    (ToolMessage, "tool"),
+    (FunctionMessage, "function"),
+    (ChatMessage, "chat"),
+)
+_ROLE_BY_CLASS: dict[type[BaseMessage], str] = {}
+_COMMON = ("id", "name")
+_COMMON_DICTS = ("additional_kwargs", "response_metadata")
+
+
+def _role_of(message: BaseMessage) -> str:
+    cls = type(message)
+    role = _ROLE_BY_CLASS.get(cls)
+    if role is None:
+        role = next((r for base, r in _ROLES if isinstance(message, base)), "")
+        if not role:
+            raise InvalidMessage(f"unsupported LangChain message type {cls.__name__}")
+        _ROLE_BY_CLASS[cls] = role
+    return role
+
+
+def record_from_langchain(message: BaseMessage) -> Record:
+    """The record of a LangChain message: every field that is not at its default."""
+    role = _role_of(message)
+    rec: Record = {"role": role, "content": message.content}
+    for name in _COMMON:
+        value = getattr(message, name)
+        if value is not None:
+            rec[name] = value
+    for name in _COMMON_DICTS:
+        value = getattr(message, name)
+        if value:
+            rec[name] = value
+    if role == "assistant":
+        _assistant_fields(message, rec)  # type: ignore[arg-type]
+    elif role == "tool":
+        _tool_fields(message, rec)  # type: ignore[arg-type]
+    elif role == "chat":
+        rec["chat_role"] = message.role  # type: ignore[attr-defined]
+    extra = message.__pydantic_extra__
+    if extra:
+        rec["extra"] = extra
+    return rec
+
+
+def _assistant_fields(message: AIMessage, rec: Record) -> None:
+    if message.tool_calls:
+        rec["tool_calls"] = [
+            {"id": c.get("id"), "name": c["name"], "args": c["args"]} for c in message.tool_calls
+        ]
+    if message.invalid_tool_calls:
+        rec["invalid_tool_calls"] = [dict(c) for c in message.invalid_tool_calls]
+    if message.usage_metadata is not None:
+        rec["usage_metadata"] = message.usage_metadata
+
+
+def _tool_fields(message: ToolMessage, rec: Record) -> None:
+    rec["tool_call_id"] = message.tool_call_id
+    if message.status != "success":
+        rec["status"] = message.status
+    if message.artifact is not None:
+        rec["artifact"] = message.artifact
+
+
+_CLASSES: dict[str, type[BaseMessage]] = {
+    "user": HumanMessage,
+    "assistant": AIMessage,
+    "system": SystemMessage,
+    "tool": ToolMessage,
+    "function": FunctionMessage,
+    "chat": ChatMessage,
+}
+_FIELDS: dict[str, tuple[str, ...]] = {
+    role: ("id", "name", "response_metadata") for role in _CLASSES
+} | {
+    "assistant": (
+        "id",
+        "name",
+        "response_metadata",
+        "tool_calls",
+        "invalid_tool_calls",
+        "usage_metadata",
+    ),
+    "tool": ("id", "name", "response_metadata", "tool_call_id", "status", "artifact"),
+}
+
+
+def record_to_langchain(rec: Record) -> BaseMessage:
+    """Rebuild the LangChain message of a record (same class, same fields)."""
+    role = rec["role"]
+    kwargs: dict[str, Any] = {name: rec[name] for name in _FIELDS[role] if name in rec}
+    kwargs["content"] = rec["content"]
+    additional = rec.get("additional_kwargs")
+    if "metadata" in rec:  # REST per-message metadata, visible to LangChain here
+        additional = {**(additional or {}), "metadata": rec["metadata"]}
+    if additional:
+        kwargs["additional_kwargs"] = additional
+    if "extra" in rec:
+        kwargs.update(rec["extra"])
+    if role == "chat":
+        kwargs["role"] = rec["chat_role"]
+    return _CLASSES[role](**kwargs)
+
+
+def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) -> Record:
+    """Validate one input message (LangChain object or dict in the REST vocabulary)."""
+    if isinstance(message, BaseMessage):
+        return record_from_langchain(message)
+    if not isinstance(message, Mapping):
+        raise InvalidMessage(
+            f"messages[{index}] must be a LangChain message or a mapping, "
+            f"not {type(message).__name__}",
+            field=f"messages[{index}]",
+        )
+    try:
+        return Message.model_validate(message).to_record()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        field = f"messages[{index}]" + (f".{where}" if where else "")
+        raise InvalidMessage(f"{field}: {err['msg']}", field=field) from None
+
+
+def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
+    """The JSON bytes stored in the stream entry; raises before anything is stored."""
+    try:
+        data = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(
+            f"messages[{index}] cannot be stored as JSON: {exc}", field=f"messages[{index}]"
+        ) from None
+    payload = data.encode()
+    if len(payload) > max_bytes:
+        raise MessageTooLarge(
+            f"messages[{index}] is {len(payload)} bytes encoded; the limit is {max_bytes}",
+            field=f"messages[{index}]",
+        )
+    return payload
+
+
+def decode_payload(payload: bytes | str) -> Record:
+    rec: Record = json.loads(payload)
+    return rec
+
+
+def cursor_ms(cursor: str) -> int:
+    return int(cursor.split("-", 1)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as stored: its record, its stream cursor and whether this call added it."""
+
+    cursor: str
+    record: Record
+    added: bool = True
+
+    @property
+    def id(self) -> str | None:
+        value = self.record.get("id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def created_at(self) -> datetime:
+        return ms_to_datetime(cursor_ms(self.cursor))
+
+    def to_langchain(self) -> BaseMessage:
+        return record_to_langchain(self.record)
+
+    def to_dict(self) -> Record:
+        """The REST form: the record plus ``cursor`` and ``created_at`` (ISO 8601)."""
+        return {**self.record, "cursor": self.cursor, "created_at": self.created_at.isoformat()}

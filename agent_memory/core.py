@@ -1,0 +1,506 @@
+"""The pure core shared by the sync and async stores: every operation as a *plan*.
+
+A plan is a generator that yields batches of Redis calls and receives their replies; each
+batch is sent as one round trip (one command, or one non-transactional pipeline). The plan
+holds all the logic (keys, validation, encoding, parsing); the stores in ``store.py`` and
+``aio.py`` only carry batches to Redis and back, so no logic exists twice::
+
+    def get_conversation(...) -> Plan[Conversation]:
+        meta, expiry = yield [Call(("HGETALL", k)), Call(("PEXPIRETIME", k))]
+        return parse(meta, expiry)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from langchain_core.messages import BaseMessage
+
+from agent_memory import scripts
+from agent_memory.codec import StoredMessage, decode_payload, encode_record, record_from_input
+from agent_memory.errors import (
+    ConversationExists,
+    ConversationNotFound,
+    InvalidCursor,
+    InvalidInput,
+    VersionConflict,
+)
+from agent_memory.keys import ConversationKeys, KeySchema, validate_id
+from agent_memory.models import Conversation, ms_to_datetime
+from agent_memory.settings import Settings
+
+T = TypeVar("T")
+InputMessage = BaseMessage | Mapping[str, Any]
+
+_CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
+_UNSET: Any = object()
+MAX_TITLE_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Redis command; ``script`` is set when the command is an EVALSHA of ours."""
+
+    args: tuple[Any, ...]
+    script: scripts.Script | None = None
+
+    @classmethod
+    def run(cls, script: scripts.Script, keys: Sequence[str], argv: Sequence[Any]) -> Call:
+        return cls(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
+
+    def command(self, with_source: bool = False) -> tuple[Any, ...]:
+        """The arguments to send; ``with_source`` sends EVAL with the script's text instead."""
+        if with_source and self.script is not None:
+            return ("EVAL", self.script.source, *self.args[2:])
+        return self.args
+
+
+Batch = list[Call]
+Plan = Generator[Batch, list[Any], T]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """One page of a conversation listing; pass ``next_cursor`` back for the next page."""
+
+    items: list[Conversation]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """What the core needs to know: key schema, TTL and limits."""
+
+    keys: KeySchema
+    ttl_ms: int
+    max_message_bytes: int = 1_048_576
+    max_messages_per_request: int = 1000
+    touch_on_read: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, key_prefix: str | None = None, ttl: int | None = None
+    ) -> StoreConfig:
+        if key_prefix is not None:
+            settings = settings.model_copy(
+                update={"key_prefix": Settings(key_prefix=key_prefix).key_prefix}
+            )
+        ttl_seconds = settings.ttl_seconds if ttl is None else ttl
+        if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+            raise InvalidInput(
+                f"ttl must be a positive number of seconds, not {ttl!r}", field="ttl"
+            )
+        return cls(
+            keys=KeySchema(settings.key_prefix),
+            ttl_ms=ttl_seconds * 1000,
+            max_message_bytes=settings.max_message_bytes,
+            max_messages_per_request=settings.max_messages_per_request,
+            touch_on_read=settings.touch_on_read,
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _payload(fields: Any) -> bytes | str:
+    """The ``m`` field of a stream entry, whatever shape the client parsed it into."""
+    value = fields.get(b"m", fields.get("m")) if isinstance(fields, Mapping) else fields[1]
+    if value is None:
+        raise InvalidInput("stream entry without a message field")
+    return value  # type: ignore[no-any-return]
+
+
+def _stored(entries: Iterable[Any]) -> list[StoredMessage]:
+    return [
+        StoredMessage(_text(cursor), decode_payload(_payload(fields))) for cursor, fields in entries
+    ]
+
+
+def _pairs(reply: Sequence[Any]) -> list[tuple[str, float]]:
+    """(member, score) pairs of a WITHSCORES reply, flat (RESP2) or nested (RESP3)."""
+    if reply and isinstance(reply[0], list | tuple):
+        return [(_text(m), float(s)) for m, s in reply]
+    return [(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+def _check_cursor(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CURSOR.fullmatch(value):
+        raise InvalidCursor(f"{name} must be a message cursor like '1700000000000-0'", field=name)
+    return value
+
+
+def _check_limit(limit: int | None) -> int | None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise InvalidInput(f"limit must be a positive integer, not {limit!r}", field="limit")
+    return limit
+
+
+def idempotency_token(key: str) -> str:
+    """A fixed-size token for a client's idempotency key (any string)."""
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def encode_list_cursor(score: float, member: str) -> str:
+    raw = json.dumps([score, member], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_list_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        score, member = json.loads(raw)
+        if not isinstance(member, str) or not isinstance(score, int | float):
+            raise TypeError
+        return float(score), member
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor is not one this store produced", field="cursor") from exc
+
+
+def parse_conversation(meta: Mapping[Any, Any], expire_at_ms: int | None) -> Conversation:
+    """A Conversation from its metadata hash and absolute expiry (PEXPIRETIME)."""
+    m = {_text(k): _text(v) for k, v in meta.items()}
+    return Conversation(
+        id=m["id"],
+        user_id=m.get("user_id"),
+        agent_id=m.get("agent_id"),
+        title=m.get("title"),
+        metadata=json.loads(m["metadata"]) if "metadata" in m else {},
+        created_at=ms_to_datetime(int(m["created_at"])),
+        updated_at=ms_to_datetime(int(m.get("updated_at", m["created_at"]))),
+        message_count=int(m.get("message_count", 0)),
+        version=int(m.get("version", 1)),
+        expires_at=ms_to_datetime(expire_at_ms) if expire_at_ms and expire_at_ms > 0 else None,
+    )
+
+
+class StoreCore:
+    """Every store operation as a plan; shared by ConversationStore and AsyncConversationStore."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+
+    # -- keys -----------------------------------------------------------------------------
+    def conversation_keys(self, conversation_id: str) -> ConversationKeys:
+        return self.config.keys.conversation(validate_id(conversation_id))
+
+    def _script_keys(self, conversation_id: str) -> tuple[str, ...]:
+        return (*self.conversation_keys(conversation_id).all, self.config.keys.index_all)
+
+    def ping(self) -> Plan[bool]:
+        (reply,) = yield [Call(("PING",))]
+        return bool(reply)
+
+    # -- messages -------------------------------------------------------------------------
+    def encode_messages(
+        self, messages: Sequence[InputMessage]
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Validate and encode a batch (all or nothing): records and the script's arguments."""
+        if isinstance(messages, BaseMessage | Mapping | str | bytes):
+            raise InvalidInput("messages must be a sequence of messages", field="messages")
+        if len(messages) > self.config.max_messages_per_request:
+            raise InvalidInput(
+                f"{len(messages)} messages in one call; at most "
+                f"{self.config.max_messages_per_request} are allowed",
+                field="messages",
+            )
+        records: list[dict[str, Any]] = []
+        argv: list[Any] = []
+        for i, message in enumerate(messages):
+            rec = record_from_input(message, i)
+            mid = rec.get("id")
+            if mid is not None and (not isinstance(mid, str) or not mid or len(mid) > 256):
+                raise InvalidInput(
+                    f"messages[{i}].id must be a non-empty string of at most 256 characters",
+                    field=f"messages[{i}].id",
+                )
+            argv += (mid or "", encode_record(rec, self.config.max_message_bytes, i))
+            records.append(rec)
+        return records, argv
+
+    def append(
+        self,
+        conversation_id: str,
+        messages: Sequence[InputMessage],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Plan[list[StoredMessage]]:
+        keys = self._script_keys(conversation_id)
+        records, argv = self.encode_messages(messages)
+        if not records:
+            return []
+        # Every call carries a token, so a retry of this very call (by redis-py after a lost
+        # reply, or by the caller with the same idempotency key) replays instead of re-adding.
+        token = idempotency_token(idempotency_key or uuid.uuid4().hex)
+        argv = [self.config.ttl_ms, conversation_id, token, *argv]
+        (reply,) = yield [Call.run(scripts.APPEND, keys, argv)]
+        out: list[StoredMessage] = []
+        for i in range(0, len(reply), 2):
+            cursor, stored = _text(reply[i]), reply[i + 1]
+            if stored:
+                out.append(StoredMessage(cursor, decode_payload(stored), added=False))
+            else:
+                out.append(StoredMessage(cursor, records[i // 2]))
+        return out
+
+    def get_messages(
+        self,
+        conversation_id: str,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        require_exists: bool = False,
+    ) -> Plan[list[StoredMessage]]:
+        """Messages in order: all; the last ``limit``; or a page before/after a cursor."""
+        keys = self.conversation_keys(conversation_id)
+        limit = _check_limit(limit)
+        low = "(" + a if (a := _check_cursor(after, "after")) else "-"
+        high = "(" + b if (b := _check_cursor(before, "before")) else "+"
+        newest_first = limit is not None and after is None
+        if limit is None:
+            read = Call(("XRANGE", keys.stream, low, high))
+        elif newest_first:
+            read = Call(("XREVRANGE", keys.stream, high, low, "COUNT", limit))
+        else:
+            read = Call(("XRANGE", keys.stream, low, high, "COUNT", limit))
+        batch = [read]
+        if require_exists:
+            batch.append(Call(("EXISTS", keys.meta)))
+        if self.config.touch_on_read:
+            batch += [Call(("PEXPIRE", k, self.config.ttl_ms)) for k in keys.all]
+        replies = yield batch
+        if require_exists and not replies[1]:
+            raise ConversationNotFound(conversation_id)
+        entries = replies[0]
+        return _stored(reversed(entries) if newest_first else entries)
+
+    # -- conversations --------------------------------------------------------------------
+    def create(
+        self,
+        conversation_id: str | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Plan[Conversation]:
+        cid = uuid.uuid4().hex if conversation_id is None else conversation_id
+        keys = self._script_keys(cid)
+        fields = self._meta_fields(
+            user_id=user_id, agent_id=agent_id, title=title, metadata=metadata
+        )
+        index_user = self.config.keys.index_user(user_id) if user_id is not None else ""
+        index_agent = self.config.keys.index_agent(agent_id) if agent_id is not None else ""
+        argv = [self.config.ttl_ms, cid, index_user, index_agent]
+        for name, value in fields.items():
+            argv += (name, value)
+        (now,) = yield [Call.run(scripts.CREATE, keys, argv)]
+        if not now:
+            raise ConversationExists(cid)
+        return Conversation(
+            id=cid,
+            user_id=user_id,
+            agent_id=agent_id,
+            title=title,
+            metadata=dict(metadata or {}),
+            created_at=ms_to_datetime(now),
+            updated_at=ms_to_datetime(now),
+            expires_at=ms_to_datetime(now + self.config.ttl_ms),
+        )
+
+    @staticmethod
+    def _meta_fields(**values: Any) -> dict[str, str]:
+        """Validated metadata-hash fields (None values are left out)."""
+        out: dict[str, str] = {}
+        for name in ("user_id", "agent_id"):
+            if values.get(name) is not None:
+                out[name] = validate_id(values[name], name)
+        title = values.get("title")
+        if title is not None:
+            if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH:
+                raise InvalidInput(
+                    f"title must be a string of at most {MAX_TITLE_LENGTH} characters",
+                    field="title",
+                )
+            out["title"] = title
+        metadata = values.get("metadata")
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise InvalidInput("metadata must be a JSON object", field="metadata")
+            try:
+                out["metadata"] = json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInput(
+                    f"metadata cannot be stored as JSON: {exc}", field="metadata"
+                ) from None
+        return out
+
+    def get_conversation(self, conversation_id: str) -> Plan[Conversation]:
+        keys = self.conversation_keys(conversation_id)
+        meta, expiry = yield [Call(("HGETALL", keys.meta)), Call(("PEXPIRETIME", keys.meta))]
+        if not meta:
+            raise ConversationNotFound(conversation_id)
+        return parse_conversation(meta, expiry)
+
+    def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        title: str | None = _UNSET,
+        metadata: Mapping[str, Any] | None = _UNSET,
+        expected_version: int | None = None,
+    ) -> Plan[Conversation]:
+        """Set title and/or metadata (None removes); with ``expected_version``, only if the
+        conversation is still at that version (else VersionConflict)."""
+        keys = self._script_keys(conversation_id)
+        given = {k: v for k, v in (("title", title), ("metadata", metadata)) if v is not _UNSET}
+        to_set = self._meta_fields(**given)
+        to_delete = [name for name, value in given.items() if value is None]
+        if expected_version is not None and (
+            not isinstance(expected_version, int) or isinstance(expected_version, bool)
+        ):
+            raise InvalidInput("expected_version must be an integer", field="expected_version")
+        argv: list[Any] = [self.config.ttl_ms, conversation_id, expected_version or "", len(to_set)]
+        for name, value in to_set.items():
+            argv += (name, value)
+        argv += to_delete
+        meta_key = keys[1]
+        (status, version), meta, expiry = yield [
+            Call.run(scripts.UPDATE, keys, argv),
+            Call(("HGETALL", meta_key)),
+            Call(("PEXPIRETIME", meta_key)),
+        ]
+        if status == -1:
+            raise ConversationNotFound(conversation_id)
+        if status == 0:
+            raise VersionConflict(conversation_id, expected_version or 0, int(version))
+        return parse_conversation(meta, expiry)
+
+    def delete_conversation(self, conversation_id: str) -> Plan[bool]:
+        (deleted,) = yield [
+            Call.run(scripts.DELETE, self._script_keys(conversation_id), [conversation_id])
+        ]
+        return bool(deleted)
+
+    def delete_user(self, user_id: str) -> Plan[int]:
+        """Erase every conversation of one user; returns how many existed."""
+        index = self.config.keys.index_user(validate_id(user_id, "user_id"))
+        count = 0
+        while True:
+            (members,) = yield [Call(("ZRANGE", index, 0, 99))]
+            if not members:
+                return count
+            replies = yield [
+                Call.run(scripts.DELETE, (*self._script_keys(_text(m)), index), [_text(m)])
+                for m in members
+            ]
+            count += sum(replies)
+
+    def clear_all(self) -> Plan[int]:
+        """Delete every key under the prefix in this database (SCAN + UNLINK; no FLUSHDB)."""
+        pattern = self.config.keys.scan_pattern
+        cursor: Any = 0
+        deleted = 0
+        while True:
+            ((cursor, found),) = yield [Call(("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))]
+            if found:
+                (n,) = yield [Call(("UNLINK", *found))]
+                deleted += n
+            if int(cursor) == 0:
+                return deleted
+
+    # -- listing --------------------------------------------------------------------------
+    def list_conversations(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Plan[ConversationPage]:
+        """Newest activity first; expired conversations are skipped and pruned from the index."""
+        keys = self.config.keys
+        if _check_limit(limit) is None:
+            raise InvalidInput("limit is required", field="limit")
+        if user_id is not None:
+            index = keys.index_user(validate_id(user_id, "user_id"))
+        elif agent_id is not None:
+            index = keys.index_agent(validate_id(agent_id, "agent_id"))
+        else:
+            index = keys.index_all
+        agent_filter = agent_id if user_id is not None else None
+        after = decode_list_cursor(cursor) if cursor is not None else None
+        items: list[Conversation] = []
+        while True:
+            need = limit - len(items)
+            candidates = yield from self._index_page(index, after, need + 1)
+            stop = yield from self._fill(index, candidates, items, limit, agent_filter)
+            if stop is not None:
+                return ConversationPage(items, encode_list_cursor(*stop))
+            if len(candidates) <= need:  # the index has nothing more
+                return ConversationPage(items, None)
+            if len(items) == limit:
+                return ConversationPage(items, encode_list_cursor(*candidates[-1]))
+            after = candidates[-1]
+
+    def _index_page(
+        self, index: str, after: tuple[float, str] | None, count: int
+    ) -> Plan[list[tuple[float, str]]]:
+        """Up to ``count`` (score, member) index entries after ``after``, newest first."""
+        if after is None:
+            (reply,) = yield [Call(("ZREVRANGE", index, 0, count - 1, "WITHSCORES"))]
+            return [(s, m) for m, s in _pairs(reply)]
+        score, member = after
+        ties, reply = yield [
+            Call(("ZREVRANGEBYSCORE", index, repr(score), repr(score))),
+            Call(
+                ("ZREVRANGEBYSCORE", index, f"({score!r}", "-inf", "WITHSCORES", "LIMIT", 0, count)
+            ),
+        ]
+        later = [(score, t) for t in map(_text, ties) if t.encode() < member.encode()]
+        return (later + [(s, m) for m, s in _pairs(reply)])[:count]
+
+    def _fill(
+        self,
+        index: str,
+        candidates: list[tuple[float, str]],
+        items: list[Conversation],
+        limit: int,
+        agent_filter: str | None,
+    ) -> Plan[tuple[float, str] | None]:
+        """Add live candidates to ``items``; prune dead ones. Returns the cursor position when
+        the page is full and more candidates remain, else None."""
+        if not candidates:
+            return None
+        batch: Batch = []
+        for _, member in candidates:
+            meta_key = self.config.keys.conversation(member).meta
+            batch += [Call(("HGETALL", meta_key)), Call(("PEXPIRETIME", meta_key))]
+        replies = yield batch
+        dead: list[str] = []
+        stop: tuple[float, str] | None = None
+        for i, (_, member) in enumerate(candidates):
+            if len(items) == limit:
+                stop = candidates[i - 1]
+                break
+            meta, expiry = replies[2 * i], replies[2 * i + 1]
+            if not meta:
+                dead.append(member)
+                continue
+            conversation = parse_conversation(meta, expiry)
+            if agent_filter is None or conversation.agent_id == agent_filter:
+                items.append(conversation)
+        if dead:
+            metas = [self.config.keys.conversation(m).meta for m in dead]
+            yield [Call.run(scripts.PRUNE, [index, *metas], dead)]
+        return stop

@@ -1,0 +1,67 @@
+-- Append messages atomically and idempotently.
+-- ARGV: ttl_ms, conversation id, token ('' = none), then (message id or '', payload) pairs.
+-- Returns a flat list: cursor, payload-or-'' per message ('' = added by this call; a payload
+-- = already stored, returned as stored). A token seen before replays that call's answer.
+local ttl = tonumber(ARGV[1])
+local conv_id = ARGV[2]
+local token = ARGV[3]
+
+local function stored(cursor)
+  local entry = redis.call('XRANGE', KEYS[1], cursor, cursor)[1]
+  if not entry then
+    return ''
+  end
+  return entry[2][2]
+end
+
+if token ~= '' then
+  for _, rec in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+    local sep = string.find(rec, '|', 1, true)
+    if string.sub(rec, 1, sep - 1) == token then
+      local out = {}
+      for cursor in string.gmatch(string.sub(rec, sep + 1), '[^,]+') do
+        out[#out + 1] = cursor
+        out[#out + 1] = stored(cursor)
+      end
+      return out
+    end
+  end
+end
+
+local now = now_ms()
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[2], 'id', conv_id, 'created_at', now, 'message_count', 0, 'version', 1)
+end
+
+local out = {}
+local cursors = {}
+local added = 0
+for i = 4, #ARGV, 2 do
+  local mid = ARGV[i]
+  local cursor = false
+  if mid ~= '' then
+    cursor = redis.call('HGET', KEYS[3], mid)
+  end
+  if cursor then
+    out[#out + 1] = cursor
+    out[#out + 1] = stored(cursor)
+  else
+    cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
+    if mid ~= '' then
+      redis.call('HSET', KEYS[3], mid, cursor)
+    end
+    added = added + 1
+    out[#out + 1] = cursor
+    out[#out + 1] = ''
+  end
+  cursors[#cursors + 1] = cursor
+end
+
+redis.call('HINCRBY', KEYS[2], 'message_count', added)
+redis.call('HSET', KEYS[2], 'updated_at', now)
+if token ~= '' then
+  redis.call('LPUSH', KEYS[4], token .. '|' .. table.concat(cursors, ','))
+  redis.call('LTRIM', KEYS[4], 0, 15)
+end
+touch_conversation(conv_id, now, ttl)
+return out

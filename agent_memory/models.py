@@ -1,0 +1,88 @@
+"""Domain models: a message in the role vocabulary every agent stack understands, and a
+conversation's metadata. Pure data, no I/O; the REST API builds its schemas on these.
+
+A message is stored as the JSON of :meth:`Message.to_record` (only the fields that are set).
+LangChain-only fields keep their LangChain names; a LangChain ``ChatMessage`` has
+``role="chat"`` and its own role in ``chat_role``; a ``FunctionMessage`` has ``role="function"``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["user", "assistant", "system", "tool", "function", "chat"]
+ContentBlock = str | dict[str, Any]
+
+
+class ToolCall(BaseModel):
+    """A tool call requested by the assistant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None
+    name: str
+    args: dict[str, Any]
+
+
+class Message(BaseModel):
+    """One message as written by a client (REST or a dict given to the library)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str | list[ContentBlock]
+    id: str | None = Field(None, min_length=1, max_length=256)
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    # LangChain-only fields, under their LangChain names
+    additional_kwargs: dict[str, Any] | None = None
+    response_metadata: dict[str, Any] | None = None
+    invalid_tool_calls: list[dict[str, Any]] | None = None
+    usage_metadata: dict[str, Any] | None = None
+    status: Literal["success", "error"] | None = None
+    artifact: Any = None
+    chat_role: str | None = None
+
+    @model_validator(mode="after")
+    def _role_fields(self) -> Message:
+        if self.role == "tool" and self.tool_call_id is None:
+            raise ValueError("a message with role 'tool' needs tool_call_id")
+        if self.role == "function" and self.name is None:
+            raise ValueError("a message with role 'function' needs name")
+        if self.role == "chat" and self.chat_role is None:
+            raise ValueError("a message with role 'chat' needs chat_role")
+        if self.role != "assistant":
+            for name in ("tool_calls", "invalid_tool_calls", "usage_metadata"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is only allowed on role 'assistant'")
+        if self.role != "tool" and (self.tool_call_id is not None or self.status is not None):
+            raise ValueError("tool_call_id and status are only allowed on role 'tool'")
+        return self
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored form: only fields that are set, tool calls as plain dicts."""
+        return self.model_dump(exclude_none=True, exclude_defaults=False)
+
+
+class Conversation(BaseModel):
+    """A conversation's metadata as stored in its hash."""
+
+    id: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    message_count: int = 0
+    version: int = 1
+    expires_at: datetime | None = None
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
