@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         validation_alias=_env("AGENT_MEMORY_DATA_DIR", "data_dir"),
     )
 
+    # -- REST API (`agent-memory serve`) -------------------------------------------------
+    api_keys: SecretStr | None = Field(
+        None, validation_alias=_env("AGENT_MEMORY_API_KEYS", "api_keys")
+    )
+    """``key1:tenantA,key2:tenantB``: each API key and the tenant it belongs to."""
+    admin_keys: SecretStr | None = Field(
+        None, validation_alias=_env("AGENT_MEMORY_ADMIN_KEYS", "admin_keys")
+    )
+    """Comma-separated keys allowed on the cache routes (stats, clear)."""
+    host: str = Field("127.0.0.1", validation_alias=_env("AGENT_MEMORY_HOST", "host"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("AGENT_MEMORY_PORT", "port"))
+
     @field_validator("key_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:

@@ -1,0 +1,93 @@
+"""The ``agent-memory`` command line: ``serve`` (more commands are added alongside it).
+
+Each command builds its own ``Settings()`` (the environment is read then, not at import) and
+imports what it needs inside the function, so ``agent-memory --help`` stays fast and the library
+never imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from agent_memory.settings import Settings
+
+app = typer.Typer(
+    name="agent-memory",
+    help="Durable conversation memory for AI agents on plain Redis.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Durable conversation memory for AI agents on plain Redis."""
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _redis_for(settings: Settings) -> Iterator[Settings]:
+    """The settings to serve with: as given, or pointed at an embedded server started here
+    (AOF on, in ``data_dir/redis``) and stopped on the way out."""
+    if not settings.embedded:
+        typer.echo(f"agent-memory: using Redis at {settings.url} (DB {settings.redis_db})")
+        yield settings
+        return
+    from agent_memory.embedded import RedisProcess
+
+    server = RedisProcess(settings.data_dir / "redis", appendonly=True)
+    try:
+        server.start()
+        typer.echo(
+            f"agent-memory: embedded Redis at {server.url} (DB {settings.redis_db}), "
+            f"data (AOF) in {server.data_dir}"
+        )
+        yield settings.model_copy(update={"redis_url": f"{server.url}/{settings.redis_db}"})
+    finally:
+        server.stop()
+        typer.echo("agent-memory: embedded Redis stopped")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: AGENT_MEMORY_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: AGENT_MEMORY_PORT or 8000).")
+    ] = None,
+) -> None:
+    """Run the REST API (one uvicorn worker).
+
+    Without REDIS_URL or REDIS_HOST it starts an embedded Redis with AOF on in the data dir."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down: exit 0 through `finally`.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with _redis_for(settings) as effective:
+            uvicorn.run(
+                create_app(effective),
+                host=host or settings.host,
+                port=port or settings.port,
+                workers=1,
+                log_level="info",
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main() -> None:
+    app()
