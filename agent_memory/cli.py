@@ -60,7 +60,8 @@ def _redis_for(settings: Settings) -> Iterator[Settings]:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on (default: AGENT_MEMORY_HOST or 127.0.0.1).")
+        str | None,
+        typer.Option(help="Address to listen on (default: $AGENT_MEMORY_HOST or 127.0.0.1)."),
     ] = None,
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: AGENT_MEMORY_PORT or 8000).")
