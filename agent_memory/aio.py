@@ -4,20 +4,32 @@ I/O only; every operation is a plan of the core."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from agent_memory import connection
 from agent_memory._base import StoreBase
-from agent_memory.codec import StoredMessage
-from agent_memory.core import _UNSET, Batch, ConversationPage, InputMessage, Plan
-from agent_memory.models import Conversation
+from agent_memory.core import Batch, Plan, StoreCore
 from agent_memory.settings import Settings
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _op(
+    plan: Callable[Concatenate[StoreCore, P], Plan[T]],
+) -> Callable[Concatenate[AsyncConversationStore, P], Awaitable[T]]:
+    """A store coroutine that runs the core's plan of the same name (same signature and doc)."""
+
+    @functools.wraps(plan)
+    async def method(self: AsyncConversationStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(plan(self._core, *args, **kwargs))
+
+    return method
 
 
 class AsyncConversationStore(StoreBase[Redis]):
@@ -72,94 +84,14 @@ class AsyncConversationStore(StoreBase[Redis]):
             result: T = done.value
             return result
 
-    # -- operations ------------------------------------------------------------------------
-    async def ping(self) -> bool:
-        return await self._run(self._core.ping())
-
-    async def append(
-        self,
-        conversation_id: str,
-        messages: Sequence[InputMessage],
-        *,
-        idempotency_key: str | None = None,
-    ) -> list[StoredMessage]:
-        """Append messages atomically in one round trip; ids already stored are not re-added
-        (their stored message is returned with ``added=False``)."""
-        return await self._run(
-            self._core.append(conversation_id, messages, idempotency_key=idempotency_key)
-        )
-
-    async def get_messages(
-        self,
-        conversation_id: str,
-        *,
-        limit: int | None = None,
-        before: str | None = None,
-        after: str | None = None,
-        require_exists: bool = False,
-    ) -> list[StoredMessage]:
-        """Messages oldest first: all, the last ``limit``, or a page before/after a cursor."""
-        return await self._run(
-            self._core.get_messages(
-                conversation_id,
-                limit=limit,
-                before=before,
-                after=after,
-                require_exists=require_exists,
-            )
-        )
-
-    async def create(
-        self,
-        conversation_id: str | None = None,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        title: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Conversation:
-        return await self._run(
-            self._core.create(
-                conversation_id, user_id=user_id, agent_id=agent_id, title=title, metadata=metadata
-            )
-        )
-
-    async def get_conversation(self, conversation_id: str) -> Conversation:
-        return await self._run(self._core.get_conversation(conversation_id))
-
-    async def update_conversation(
-        self,
-        conversation_id: str,
-        *,
-        title: str | None = _UNSET,
-        metadata: Mapping[str, Any] | None = _UNSET,
-        expected_version: int | None = None,
-    ) -> Conversation:
-        return await self._run(
-            self._core.update_conversation(
-                conversation_id, title=title, metadata=metadata, expected_version=expected_version
-            )
-        )
-
-    async def delete_conversation(self, conversation_id: str) -> bool:
-        return await self._run(self._core.delete_conversation(conversation_id))
-
-    async def list_conversations(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> ConversationPage:
-        return await self._run(
-            self._core.list_conversations(
-                user_id=user_id, agent_id=agent_id, limit=limit, cursor=cursor
-            )
-        )
-
-    async def delete_user(self, user_id: str) -> int:
-        return await self._run(self._core.delete_user(user_id))
-
-    async def clear_all(self) -> int:
-        return await self._run(self._core.clear_all())
+    # -- operations: each one is the core's plan, run here --------------------------------
+    ping = _op(StoreCore.ping)
+    append = _op(StoreCore.append)
+    get_messages = _op(StoreCore.get_messages)
+    create = _op(StoreCore.create)
+    get_conversation = _op(StoreCore.get_conversation)
+    update_conversation = _op(StoreCore.update_conversation)
+    delete_conversation = _op(StoreCore.delete_conversation)
+    list_conversations = _op(StoreCore.list_conversations)
+    delete_user = _op(StoreCore.delete_user)
+    clear_all = _op(StoreCore.clear_all)
