@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         1.0, gt=0, validation_alias=_env("AGENT_MEMORY_CONNECT_TIMEOUT", "connect_timeout")
     )
     retries: int = Field(2, ge=0, le=10, validation_alias=_env("AGENT_MEMORY_RETRIES", "retries"))
+    fsync_ack: bool = Field(False, validation_alias=_env("AGENT_MEMORY_FSYNC_ACK", "fsync_ack"))
+    """Each append also waits (same round trip) for ``WAITAOF 1 0`` so it is acknowledged only
+    once fsynced to the AOF; needs Redis >= 7.2 or Valkey (else ServerUnsupported)."""
     data_dir: Path = Field(
         Path("~/.local/share/agent-memory").expanduser(),
         validation_alias=_env("AGENT_MEMORY_DATA_DIR", "data_dir"),
