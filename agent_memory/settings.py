@@ -99,6 +99,11 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        return value.expanduser()
+
     @property
     def embedded(self) -> bool:
         """True when neither REDIS_URL nor REDIS_HOST is set: `serve` runs its own server."""
