@@ -19,6 +19,17 @@ def _env(name: str, field: str) -> AliasChoices:
     return AliasChoices(field, name)
 
 
+def _host_ports(text: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as (host, port) pairs (ValueError naming a bad entry)."""
+    out: list[tuple[str, int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"REDIS_SENTINELS entries must be host:port, not {item!r}")
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
 class Settings(BaseSettings):
     """All settings of agent-memory. Field names are the keyword arguments; the environment
     variable of each field is given by ``validation_alias``."""
@@ -38,6 +49,28 @@ class Settings(BaseSettings):
     )
     ttl_seconds: int = Field(
         DEFAULT_TTL_SECONDS, gt=0, validation_alias=_env("CACHE_TTL_AGENT_MEMORY", "ttl_seconds")
+    )
+
+    # -- scale-out and transport security (docs/scaling.md) ------------------------------
+    redis_cluster: bool = Field(False, validation_alias=_env("REDIS_CLUSTER", "redis_cluster"))
+    redis_sentinels: str | None = Field(
+        None, validation_alias=_env("REDIS_SENTINELS", "redis_sentinels")
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster", validation_alias=_env("REDIS_SENTINEL_MASTER", "redis_sentinel_master")
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, validation_alias=_env("REDIS_SENTINEL_PASSWORD", "redis_sentinel_password")
+    )
+    redis_tls: bool = Field(False, validation_alias=_env("REDIS_TLS", "redis_tls"))
+    redis_tls_ca_cert: Path | None = Field(
+        None, validation_alias=_env("REDIS_TLS_CA_CERT", "redis_tls_ca_cert")
+    )
+    redis_tls_cert: Path | None = Field(
+        None, validation_alias=_env("REDIS_TLS_CERT", "redis_tls_cert")
+    )
+    redis_tls_key: Path | None = Field(
+        None, validation_alias=_env("REDIS_TLS_KEY", "redis_tls_key")
     )
 
     # -- the store's own settings --------------------------------------------------------
@@ -87,6 +120,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=_env("AGENT_MEMORY_HOST", "host"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("AGENT_MEMORY_PORT", "port"))
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        _host_ports(value or "")
+        return value or None
+
     @field_validator("key_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -107,11 +146,23 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         """True when neither REDIS_URL nor REDIS_HOST is set: `serve` runs its own server."""
-        return self.redis_url is None and self.redis_host is None
+        return self.redis_url is None and self.redis_host is None and not self.sentinels
 
     @property
     def url(self) -> str:
         """The Redis URL to connect to (REDIS_URL wins over host/port/db)."""
         if self.redis_url:
             return self.redis_url
-        return f"redis://{self.redis_host or 'localhost'}:{self.redis_port}/{self.redis_db}"
+        scheme = "rediss" if self.redis_tls else "redis"
+        db = "" if self.redis_cluster else f"/{self.redis_db}"  # a cluster has only DB 0
+        return f"{scheme}://{self.redis_host or 'localhost'}:{self.redis_port}{db}"
+
+    @property
+    def tls(self) -> bool:
+        """True when connections use TLS: REDIS_TLS, or a ``rediss://`` REDIS_URL."""
+        return self.redis_tls or (self.redis_url or "").startswith("rediss://")
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS (``host:port,host:port``) as (host, port) pairs."""
+        return _host_ports(self.redis_sentinels or "")
