@@ -370,7 +370,8 @@ class StoreCore:
             not isinstance(expected_version, int) or isinstance(expected_version, bool)
         ):
             raise InvalidInput("expected_version must be an integer", field="expected_version")
-        argv: list[Any] = [self.config.ttl_ms, conversation_id, expected_version or "", len(to_set)]
+        check = "" if expected_version is None else expected_version  # 0 is a version too
+        argv: list[Any] = [self.config.ttl_ms, conversation_id, check, len(to_set)]
         for name, value in to_set.items():
             argv += (name, value)
         argv += to_delete
@@ -383,7 +384,7 @@ class StoreCore:
         if status == -1:
             raise ConversationNotFound(conversation_id)
         if status == 0:
-            raise VersionConflict(conversation_id, expected_version or 0, int(version))
+            raise VersionConflict(conversation_id, int(check), int(version))
         return parse_conversation(meta, expiry)
 
     def delete_conversation(self, conversation_id: str) -> Plan[bool]:
