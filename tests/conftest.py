@@ -24,6 +24,9 @@ from agent_memory.embedded import RedisProcess
 
 DB = 2
 
+# The sync/async adapter of the behaviour suite (fixtures `make_driver` and `drv`).
+pytest_plugins = ["drivers"]
+
 
 def make_settings(**values: Any) -> Settings:
     """Settings that ignore the developer's environment: only what the test says."""
