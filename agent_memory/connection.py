@@ -5,28 +5,40 @@ StoreUnavailable within about a second (connect timeout 1 s, ``retries`` extra a
 jittered backoff of 50-500 ms), not after redis-py's defaults. Retrying an append is safe: every
 append carries a token, so a retried call whose first attempt did reach Redis stores nothing
 twice.
+
+Three topologies (docs/scaling.md): one server (``redis.Redis``), Redis Cluster
+(``REDIS_CLUSTER=true``: ``RedisCluster``, DB 0 only) and Sentinel (``REDIS_SENTINELS``: the
+master of ``REDIS_SENTINEL_MASTER``, found again after a failover); TLS for all three with
+``rediss://`` or ``REDIS_TLS`` and the ``REDIS_TLS_*`` certificate paths.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     BusyLoadingError,
+    ClusterDownError,
     ConnectionError,
     ReadOnlyError,
     RedisError,
     ResponseError,
     TimeoutError,
+    TryAgainError,
 )
 
 from agent_memory.errors import AgentMemoryError, StoreUnavailable
 from agent_memory.settings import Settings
 
 _RETRY_ON = (ConnectionError, TimeoutError, BusyLoadingError)
+_UNAVAILABLE = (*_RETRY_ON, ClusterDownError, TryAgainError)
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -37,12 +49,45 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 30,
         "decode_responses": False,
     }
-    if settings.redis_url is None:
+    if settings.redis_url is None and not settings.redis_cluster:
         kwargs["db"] = settings.redis_db
     if settings.redis_username is not None:
         kwargs["username"] = settings.redis_username
     if settings.redis_password is not None:
         kwargs["password"] = settings.redis_password.get_secret_value()
+    return kwargs | tls_kwargs(settings)
+
+
+def tls_kwargs(settings: Settings) -> dict[str, Any]:
+    """The ``ssl_*`` keyword arguments when TLS is on (none otherwise: plain connections
+    reject them)."""
+    if not settings.tls:
+        return {}
+    paths = {
+        "ssl_ca_certs": settings.redis_tls_ca_cert,
+        "ssl_certfile": settings.redis_tls_cert,
+        "ssl_keyfile": settings.redis_tls_key,
+    }
+    return {name: str(path) for name, path in paths.items() if path is not None}
+
+
+def _sentinel_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection settings for the sentinels themselves (same timeouts and TLS as the data)."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.connect_timeout,
+    }
+    if settings.redis_sentinel_password is not None:
+        kwargs["password"] = settings.redis_sentinel_password.get_secret_value()
+    if settings.tls:
+        kwargs |= {"ssl": True, **tls_kwargs(settings)}
+    return kwargs
+
+
+def _sentinel_master_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs = client_kwargs(settings) | {"db": settings.redis_db}
+    if settings.tls:
+        kwargs["ssl"] = True
     return kwargs
 
 
@@ -51,22 +96,53 @@ def _backoff() -> ExponentialWithJitterBackoff:
 
 
 def sync_client(settings: Settings) -> redis.Redis:
+    """A client for the configured topology: Sentinel master, Cluster, or one server.
+
+    A ``RedisCluster`` is typed as ``redis.Redis`` here: it serves every command the store
+    sends (the store detects it and keeps each script within one hash slot)."""
     from redis.retry import Retry
 
     retry = Retry(_backoff(), settings.retries, supported_errors=_RETRY_ON)
+    if settings.sentinels:
+        sentinel = redis.sentinel.Sentinel(
+            settings.sentinels, sentinel_kwargs=_sentinel_kwargs(settings)
+        )
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.redis_sentinel_master, retry=retry, **_sentinel_master_kwargs(settings)
+        )
+        return master
+    if settings.redis_cluster:
+        cluster = redis.cluster.RedisCluster.from_url(
+            settings.url, retry=retry, **client_kwargs(settings)
+        )
+        return cast(redis.Redis, cluster)
     return redis.Redis.from_url(settings.url, retry=retry, **client_kwargs(settings))
 
 
 def async_client(settings: Settings) -> redis.asyncio.Redis:
+    """The asyncio twin of :func:`sync_client`."""
     from redis.asyncio.retry import Retry
 
     retry = Retry(_backoff(), settings.retries, supported_errors=_RETRY_ON)
+    if settings.sentinels:
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            settings.sentinels, sentinel_kwargs=_sentinel_kwargs(settings)
+        )
+        master: redis.asyncio.Redis = sentinel.master_for(
+            settings.redis_sentinel_master, retry=retry, **_sentinel_master_kwargs(settings)
+        )
+        return master
+    if settings.redis_cluster:
+        cluster = redis.asyncio.cluster.RedisCluster.from_url(
+            settings.url, retry=retry, **client_kwargs(settings)
+        )
+        return cast(redis.asyncio.Redis, cluster)
     return redis.asyncio.Redis.from_url(settings.url, retry=retry, **client_kwargs(settings))
 
 
 def translate(exc: RedisError) -> AgentMemoryError:
     """The agent-memory error for a redis-py error (raise it ``from exc``)."""
-    if isinstance(exc, _RETRY_ON):
+    if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"Redis is unreachable or not answering: {exc}")
     if isinstance(exc, ReadOnlyError):
         return StoreUnavailable(f"Redis refuses writes (read-only replica?): {exc}")
