@@ -90,5 +90,34 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
 
 
+def _settings_for(url: str | None) -> Settings:
+    """Settings from the environment, pointed at ``url`` when one is given."""
+    settings = Settings()
+    return settings.model_copy(update={"redis_url": url}) if url else settings
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Redis URL (default: REDIS_URL, or REDIS_HOST/PORT/DB)."),
+]
+
+
+@app.command()
+def doctor(url: UrlOption = None) -> None:
+    """Check a live Redis: reachability, AOF and fsync, eviction policy, memory headroom,
+    version, keys without TTL. Exits 1 on any risk that can lose memory."""
+    from agent_memory import connection
+    from agent_memory import doctor as checks
+
+    settings = _settings_for(url)
+    client = connection.sync_client(settings.model_copy(update={"retries": 0}))
+    try:
+        findings = checks.diagnose(client, settings.key_prefix)
+    finally:
+        client.close()
+    checks.render(findings, f"{settings.url} (prefix {settings.key_prefix!r})")
+    raise typer.Exit(checks.exit_code(findings))
+
+
 def main() -> None:
     app()
