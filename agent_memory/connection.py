@@ -104,7 +104,7 @@ def sync_client(settings: Settings) -> redis.Redis:
 
     retry = Retry(_backoff(), settings.retries, supported_errors=_RETRY_ON)
     if settings.sentinels:
-        sentinel = redis.sentinel.Sentinel(
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             settings.sentinels, sentinel_kwargs=_sentinel_kwargs(settings)
         )
         master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
