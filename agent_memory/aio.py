@@ -13,7 +13,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from agent_memory import connection
 from agent_memory._base import StoreBase
-from agent_memory.core import Batch, Plan, StoreCore
+from agent_memory.core import Batch, Plan, StoreCore, refused
 from agent_memory.settings import Settings
 
 T = TypeVar("T")
@@ -73,6 +73,8 @@ class AsyncConversationStore(StoreBase[Redis]):
             except NoScriptError:  # first use on this server: EVAL caches the script
                 return await self._send(batch, with_source=True)
         except RedisError as exc:
+            if refused(batch, exc):
+                return [None]
             raise connection.translate(exc) from exc
 
     async def _run(self, plan: Plan[T]) -> T:
@@ -95,3 +97,5 @@ class AsyncConversationStore(StoreBase[Redis]):
     list_conversations = _op(StoreCore.list_conversations)
     delete_user = _op(StoreCore.delete_user)
     clear_all = _op(StoreCore.clear_all)
+    server_info = _op(StoreCore.server_info)
+    count_conversations = _op(StoreCore.count_conversations)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
+from redis.exceptions import NoScriptError, ResponseError
 
 from agent_memory import scripts
 from agent_memory.codec import StoredMessage, decode_payload, encode_record, record_from_input
@@ -50,6 +51,9 @@ class Call:
 
     args: tuple[Any, ...]
     script: scripts.Script | None = None
+    optional: bool = False
+    """An optional call is sent alone; if the server refuses it (unknown or renamed command,
+    no permission), the plan receives ``None`` instead of an error (see :func:`refused`)."""
 
     @classmethod
     def run(cls, script: scripts.Script, keys: Sequence[str], argv: Sequence[Any]) -> Call:
@@ -64,6 +68,104 @@ class Call:
 
 Batch = list[Call]
 Plan = Generator[Batch, list[Any], T]
+
+
+def refused(batch: Batch, exc: Exception) -> bool:
+    """True when ``exc`` is the server refusing the lone optional call of ``batch``: the
+    drivers then reply ``[None]`` instead of raising (connection errors still raise)."""
+    return (
+        len(batch) == 1
+        and batch[0].optional
+        and isinstance(exc, ResponseError)
+        and not isinstance(exc, NoScriptError)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What the server says about itself (``None`` where it does not say, e.g. when INFO or
+    CONFIG is disabled), plus the store's own counts."""
+
+    version: str | None
+    aof_enabled: bool | None
+    appendfsync: str | None
+    maxmemory_policy: str | None
+    maxmemory: int | None
+    used_memory: int | None
+    used_memory_human: str | None
+    keyspace_hits: int | None
+    keyspace_misses: int | None
+    total_commands_processed: int | None
+    connected_clients: int | None
+    keys: int
+    conversations: int
+
+    @classmethod
+    def parse(
+        cls, info: Mapping[str, Any] | None, fsync: Any, keys: int, conversations: int
+    ) -> ServerInfo:
+        info = info or {}
+
+        def num(name: str) -> int | None:
+            value = info.get(name)
+            return int(value) if isinstance(value, int | float) else None
+
+        def text(name: str) -> str | None:
+            value = info.get(name)
+            return None if value is None else _text(value)
+
+        aof = num("aof_enabled")
+        return cls(
+            version=text("valkey_version") or text("redis_version"),
+            aof_enabled=None if aof is None else bool(aof),
+            appendfsync=_config_value(fsync, "appendfsync"),
+            maxmemory_policy=text("maxmemory_policy"),
+            maxmemory=num("maxmemory"),
+            used_memory=num("used_memory"),
+            used_memory_human=text("used_memory_human"),
+            keyspace_hits=num("keyspace_hits"),
+            keyspace_misses=num("keyspace_misses"),
+            total_commands_processed=num("total_commands_processed"),
+            connected_clients=num("connected_clients"),
+            keys=int(keys),
+            conversations=int(conversations),
+        )
+
+    def risks(self) -> list[str]:
+        """Plain-words warnings: how stored memory could be evicted or lost."""
+        out: list[str] = []
+        if self.maxmemory_policy is None:
+            out.append("the server does not report its eviction policy (INFO unavailable)")
+        elif self.maxmemory_policy != "noeviction":
+            out.append(
+                f"maxmemory-policy is {self.maxmemory_policy}: Redis may evict conversations "
+                "when memory is full (use noeviction)"
+            )
+        if self.aof_enabled is None:
+            out.append("the server does not report whether AOF is on (INFO unavailable)")
+        elif not self.aof_enabled:
+            out.append(
+                "AOF is off: acknowledged messages can be lost when Redis restarts "
+                "(use appendonly yes)"
+            )
+        elif self.appendfsync == "no":
+            out.append(
+                "appendfsync is 'no': the OS decides when to write the AOF to disk, so a crash "
+                "can lose more than a second of messages (use everysec or always)"
+            )
+        return out
+
+
+def _config_value(reply: Any, name: str) -> str | None:
+    """The value of one parameter in a CONFIG GET reply (dict or flat list), if any."""
+    if isinstance(reply, Mapping):
+        pairs = {_text(k): v for k, v in reply.items()}
+    elif isinstance(reply, list | tuple):
+        pairs = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply) - 1, 2)}
+    else:
+        return None
+    value = pairs.get(name)
+    return None if value is None else _text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +301,22 @@ class StoreCore:
     def ping(self) -> Plan[bool]:
         (reply,) = yield [Call(("PING",))]
         return bool(reply)
+
+    def server_info(self) -> Plan[ServerInfo]:
+        """Server version, persistence (AOF, fsync), eviction policy, memory and command
+        stats, keys in the database and conversations in this prefix's index."""
+        keys, conversations = yield [
+            Call(("DBSIZE",)),
+            Call(("ZCARD", self.config.keys.index_all)),
+        ]
+        (info,) = yield [Call(("INFO",), optional=True)]
+        (fsync,) = yield [Call(("CONFIG", "GET", "appendfsync"), optional=True)]
+        return ServerInfo.parse(info, fsync, keys, conversations)
+
+    def count_conversations(self) -> Plan[int]:
+        """Conversations in this prefix's index (expired ones not yet pruned included)."""
+        (n,) = yield [Call(("ZCARD", self.config.keys.index_all))]
+        return int(n)
 
     # -- messages -------------------------------------------------------------------------
     def encode_messages(
