@@ -1,11 +1,61 @@
-"""The app factory (work in progress)."""
+"""The app factory: ``create_app(settings=None, store=None)``.
+
+Nothing happens at import or in the factory besides building the app: the settings (from the
+environment unless given) and the store are made in the lifespan, and the store's client is
+closed on shutdown (unless the caller passed its own ``store``, which the caller closes).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from agent_memory import __version__
+from agent_memory.aio import AsyncConversationStore
 from agent_memory.settings import Settings
+from api import errors
+from api.deps import ApiState
+from api.routes import cache, conversations, health, messages, metrics
+from api.telemetry import Metrics
+
+log = logging.getLogger("agent_memory.api")
+
+DESCRIPTION = """Durable conversation memory for AI agents, on plain Redis.
+
+Errors are `{"error": {"code", "message", "field"}}`. With API keys configured, every route but
+`/health` needs `Authorization: Bearer <key>`."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return FastAPI(title="agent-memory")
+def create_app(
+    settings: Settings | None = None, store: AsyncConversationStore | None = None
+) -> FastAPI:
+    """The REST API. ``store`` (optional) is used as given, e.g. on a test's client."""
+    telemetry = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = settings if settings is not None else store.settings if store else Settings()
+        base = store if store is not None else AsyncConversationStore.from_settings(config)
+        app.state.api = ApiState.build(config, base, telemetry)
+        if not app.state.api.auth_enabled:
+            log.warning(
+                "agent-memory API runs WITHOUT authentication: set AGENT_MEMORY_API_KEYS "
+                "(key:tenant,...) to require API keys"
+            )
+        try:
+            yield
+        finally:
+            if store is None:
+                await base.aclose()
+
+    app = FastAPI(
+        title="agent-memory", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    errors.install(app)
+    app.middleware("http")(telemetry.middleware)
+    for module in (health, conversations, messages, cache, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,75 @@
+"""Messages of a conversation: append (idempotent) and read (last N, or pages both ways)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from agent_memory.codec import StoredMessage
+from api.deps import State, Store
+from api.routes import errors
+from api.routes.conversations import page_limit
+from api.schemas import MessageList, MessagesIn, StoredMessageOut
+
+router = APIRouter(prefix="/api/v1/conversations", tags=["messages"])
+
+DEFAULT_PAGE = 100
+Cursor = Annotated[str | None, Query(max_length=64, description="A message cursor")]
+
+
+def _out(messages: list[StoredMessage]) -> MessageList:
+    return MessageList(messages=[StoredMessageOut.model_validate(m.to_dict()) for m in messages])
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=201,
+    response_model=MessageList,
+    response_model_exclude_none=True,
+    responses=errors(401, 413),
+)
+async def append_messages(
+    conversation_id: str,
+    body: MessagesIn,
+    store: Store,
+    state: State,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256)] = None,
+) -> MessageList:
+    """Append messages atomically (creates the conversation if missing). A message whose
+    ``id`` is already stored is not added again: the stored one is returned. A retry with the
+    same ``Idempotency-Key`` replays the first answer."""
+    records: list[dict[str, Any]] = [m.to_record() for m in body.messages]
+    with state.metrics.timed("append"):
+        stored = await store.append(conversation_id, records, idempotency_key=idempotency_key)
+    state.metrics.appended.inc(sum(1 for m in stored if m.added))
+    return _out(stored)
+
+
+@router.get(
+    "/{conversation_id}/messages",
+    response_model=MessageList,
+    response_model_exclude_none=True,
+    responses=errors(401, 404),
+)
+async def get_messages(
+    conversation_id: str,
+    store: Store,
+    state: State,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    before: Cursor = None,
+    after: Cursor = None,
+) -> MessageList:
+    """Oldest first. By default the last ``limit`` messages (100, at most the configured page
+    size); with ``before`` the ``limit`` messages just before that cursor, with ``after`` the
+    ``limit`` messages just after it."""
+    with state.metrics.timed("get_messages"):
+        stored = await store.get_messages(
+            conversation_id,
+            limit=page_limit(state, limit, DEFAULT_PAGE),
+            before=before,
+            after=after,
+            require_exists=True,
+        )
+    state.metrics.read.inc(len(stored))
+    return _out(stored)

@@ -1,0 +1,148 @@
+"""Request and response bodies of the REST API (separate from the library's domain models).
+
+A request message is the library's :class:`agent_memory.models.Message` (role vocabulary,
+LangChain-only fields under their LangChain names); a stored message adds its stream ``cursor``
+and ``created_at``. Fields that are not set are left out of responses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_memory.models import ContentBlock, Conversation, Message, Role, ToolCall
+
+MAX_ID_LENGTH = 256
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="A stable, machine-readable error code.")
+    message: str
+    field: str | None = Field(None, description="The input field that was wrong, when known.")
+
+
+class ErrorBody(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorDetail
+
+
+# -- conversations ----------------------------------------------------------------------
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="Chosen if left out.",
+    )
+    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    agent_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    title: str | None = Field(None, max_length=1024)
+    metadata: dict[str, Any] | None = None
+
+
+class ConversationUpdate(BaseModel):
+    """Fields to change; a field set to null is removed. ``version`` (or an ``If-Match``
+    header) makes the update conditional on the conversation still being at that version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=1024)
+    metadata: dict[str, Any] | None = None
+    version: int | None = Field(None, ge=0, le=2**53)
+
+
+class ConversationOut(BaseModel):
+    id: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+    version: int
+    expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationOut:
+        return cls.model_validate(conversation.model_dump())
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+# -- messages ---------------------------------------------------------------------------
+class MessagesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(min_length=1)
+
+
+class StoredMessageOut(BaseModel):
+    """A stored message: what was written, plus its stream ``cursor`` and ``created_at``."""
+
+    role: Role
+    content: str | list[ContentBlock]
+    cursor: str = Field(description="The message's stream id; use it for before/after paging.")
+    created_at: datetime
+    id: str | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    additional_kwargs: dict[str, Any] | None = None
+    response_metadata: dict[str, Any] | None = None
+    invalid_tool_calls: list[dict[str, Any]] | None = None
+    usage_metadata: dict[str, Any] | None = None
+    status: Literal["success", "error"] | None = None
+    artifact: Any = None
+    chat_role: str | None = None
+    extra: dict[str, Any] | None = Field(
+        None, description="Extra fields of a LangChain message (pydantic extras)."
+    )
+
+
+class MessageList(BaseModel):
+    messages: list[StoredMessageOut]
+
+
+# -- health and cache -------------------------------------------------------------------
+class RedisHealth(BaseModel):
+    reachable: bool
+    version: str | None = None
+    aof_enabled: bool | None = None
+    appendfsync: str | None = None
+    maxmemory_policy: str | None = None
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    redis: RedisHealth
+    warnings: list[str]
+
+
+class CacheStats(BaseModel):
+    """The integration guide's fields (null when the server does not report them), plus the
+    store's own counts."""
+
+    connected: bool
+    memory_used: str | None = Field(None, description="INFO used_memory_human, e.g. '1.05M'.")
+    keyspace_hits: int | None = None
+    keyspace_misses: int | None = None
+    hit_rate: float | None = Field(None, description="keyspace hits in percent of lookups.")
+    total_commands_processed: int | None = None
+    connected_clients: int | None = None
+    conversations: int = Field(description="Conversations in the index (all tenants).")
+    keys: int = Field(description="Keys in the configured database (all services).")
