@@ -1,0 +1,247 @@
+"""RESULTS.md: machine, versions, and every measurement with its ratios and targets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import redis
+
+from bench.counts import Count, Memory
+from bench.scale import Scale
+from bench.workloads import WORKLOADS, Rates
+
+SUBJECTS = ("ours", "ours-async", "peer", "peer-ttl", "raw")
+WRITES = ("W1", "W2", "W5")
+
+
+@dataclass(frozen=True)
+class ServerRates:
+    appendonly: bool
+    rates: Rates
+
+    @property
+    def label(self) -> str:
+        return "AOF everysec" if self.appendonly else "AOF off"
+
+
+@dataclass(frozen=True)
+class Static:
+    counts: list[Count]
+    memory: list[Memory]
+    scales: list[Scale]
+
+
+@dataclass(frozen=True)
+class ApiRow:
+    """One server under 16 concurrent clients: throughput and latency of append and read."""
+
+    name: str
+    append_rps: float
+    append_p50: float
+    append_p99: float
+    read_rps: float
+    read_p50: float
+    read_p99: float
+
+
+def versions(client: redis.Redis) -> dict[str, str]:
+    info: dict[str, Any] = client.info("server")
+    out = {
+        "server": f"{info.get('server_name', 'redis')} {info['redis_version']}",
+        "python": platform.python_version(),
+    }
+    for dist in (
+        "agent-memory",
+        "redis",
+        "hiredis",
+        "langchain-core",
+        "langchain-community",
+        "fastapi",
+        "uvicorn",
+    ):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _rates_table(sr: ServerRates) -> list[str]:
+    r = sr.rates
+    lines = [
+        f"### {sr.label}",
+        "",
+        "| workload | unit | ours | ours-async | peer | peer-ttl | raw | ours / peer-ttl "
+        "| async / peer-ttl | ours / raw | async / raw |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for w in WORKLOADS:
+        m = {s: r.median(w.key, s) for s in SUBJECTS}
+        lines.append(
+            f"| {w.key} {w.title} | {w.unit} | "
+            + " | ".join(_num(m[s]) for s in SUBJECTS)
+            + f" | {_ratio(m['ours'], m['peer-ttl'])} | {_ratio(m['ours-async'], m['peer-ttl'])}"
+            + f" | {_ratio(m['ours'], m['raw'])} | {_ratio(m['ours-async'], m['raw'])} |"
+        )
+    shared = r.median("W6", "ours-shared-client")
+    lines += [
+        "",
+        f"W6 with the factory closing over one shared client (`redis_client=`): "
+        f"{_num(shared)} requests/s ({_ratio(shared, r.median('W6', 'peer-ttl'))} the peer-ttl).",
+        "",
+    ]
+    return lines
+
+
+def _counts_table(counted: list[Count]) -> list[str]:
+    lines = [
+        "| subject | operation | round trips / op | server commands / op |",
+        "|---|---|--:|--:|",
+    ]
+    for c in counted:
+        lines.append(f"| {c.subject} | {c.operation} | {c.round_trips:g} | {c.commands:g} |")
+    return lines
+
+
+def _targets(rates: list[ServerRates], static: Static, api: list[ApiRow] | None) -> list[str]:
+    rows: list[tuple[str, str, bool]] = []
+    for sr in rates:
+        r = sr.rates
+
+        def ratio(w: str, a: str, b: str, r: Rates = r) -> float:
+            x, y = r.median(w, a), r.median(w, b)
+            return x / y if x and y else 0.0
+
+        for w, need in (("W2", 5.0), ("W1", 1.5), ("W5", 1.5), ("W3", 2.0), ("W4", 2.0)):
+            got = ratio(w, "ours", "peer-ttl")
+            rows.append((f"{sr.label}: {w} ours >= {need}x peer-ttl", f"{got:.2f}x", got >= need))
+        for w in WRITES:
+            for s in ("ours", "ours-async"):
+                got = ratio(w, s, "raw")
+                rows.append((f"{sr.label}: {w} {s} >= 0.8x raw", f"{got:.2f}x", got >= 0.8))
+    for c in static.counts:
+        if c.subject in ("ours", "ours-async") and c.operation != "agent turn":
+            ok = c.round_trips == 1 or (c.operation == "new object + read" and c.round_trips <= 3)
+            rows.append((f"{c.subject}: {c.operation} round trips", f"{c.round_trips:g}", ok))
+    for s in static.scales:
+        rows.append((f"{s.what}: {s.large} / {s.small} <= 1.5x", f"{s.ratio:.2f}x", s.ratio <= 1.5))
+    for mem in static.memory[:1]:
+        rows.append(("memory per message <= 1.5x its JSON", f"{mem.ratio:.2f}x", mem.ratio <= 1.5))
+    if api:
+        ours, bare = api[0], api[1]
+        got = ours.append_rps / bare.append_rps
+        rows.append(("API append >= 0.5x bare FastAPI", f"{got:.2f}x", got >= 0.5))
+        rows.append(("API append p99 < 25 ms", f"{ours.append_p99:.1f} ms", ours.append_p99 < 25))
+        rows.append(("API read p99 < 25 ms", f"{ours.read_p99:.1f} ms", ours.read_p99 < 25))
+    lines = ["| target | measured | met |", "|---|--:|:-:|"]
+    lines += [f"| {name} | {got} | {'yes' if ok else '**no**'} |" for name, got, ok in rows]
+    return lines
+
+
+def render(
+    rates: list[ServerRates],
+    static: Static,
+    api: list[ApiRow] | None,
+    vers: dict[str, str],
+    repeats: int,
+    quick: bool,
+    seconds: float,
+) -> str:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = " (**--quick: smoke-test sizes, not results**)" if quick else ""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `python -m bench`{mode} on {when}; {repeats} interleaved repeat(s), "
+        f"medians; whole run {seconds:.0f} s.",
+        "",
+        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
+        "",
+        "Subjects: **ours** = `agent_memory.RedisChatMessageHistory` (one shared client); "
+        "**ours-async** = `AsyncConversationStore` (reads rebuilt as LangChain messages); "
+        "**peer** / **peer-ttl** = `langchain_community.chat_message_histories."
+        "RedisChatMessageHistory` without / with `ttl`; **raw** = the redis-py limit on the "
+        "same server (one pipeline of XADD per message + HSET + EXPIRE per write call, payloads "
+        "encoded before the clock starts; one XREVRANGE per read, replies not decoded). Every "
+        "client is one connection over loopback TCP, single-threaded.",
+        "",
+        "## Targets",
+        "",
+        *_targets(rates, static, api),
+        "",
+        "## Throughput (higher is better)",
+        "",
+    ]
+    for sr in rates:
+        lines += _rates_table(sr)
+    lines += ["## Round trips and server commands per operation (exact counts)", ""]
+    lines += _counts_table(static.counts)
+    lines += [
+        "",
+        "Server commands include those a Lua script runs; `new object + read` includes the "
+        "connection handshake of a new client (CLIENT SETINFO).",
+        "",
+        "## Memory per stored message",
+        "",
+        "| who | Redis bytes / message | JSON bytes / message | ratio |",
+        "|---|--:|--:|--:|",
+    ]
+    for mem in static.memory:
+        lines.append(
+            f"| {mem.who} | {mem.bytes_per_message:,.0f} | {mem.json_bytes_per_message:,.0f} "
+            f"| {mem.ratio:.2f}x |"
+        )
+    lines += [
+        "",
+        "## Scale (median latency, ms)",
+        "",
+        "| operation | small | large | small ms | large ms | large / small |",
+        "|---|---|---|--:|--:|--:|",
+    ]
+    for s in static.scales:
+        lines.append(
+            f"| {s.what} | {s.small} | {s.large} | {s.small_ms:.3f} | {s.large_ms:.3f} "
+            f"| {s.ratio:.2f}x |"
+        )
+    lines += ["", "## REST API under 16 concurrent clients", ""]
+    if api is None:
+        lines.append("Not measured in this run.")
+    else:
+        lines += [
+            "| server | append req/s | append p50 ms | append p99 ms | read req/s "
+            "| read p50 ms | read p99 ms |",
+            "|---|--:|--:|--:|--:|--:|--:|",
+        ]
+        for a in api:
+            lines.append(
+                f"| {a.name} | {a.append_rps:,.0f} | {a.append_p50:.1f} | {a.append_p99:.1f} "
+                f"| {a.read_rps:,.0f} | {a.read_p50:.1f} | {a.read_p99:.1f} |"
+            )
+    return "\n".join(lines) + "\n"

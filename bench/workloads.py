@@ -1,0 +1,147 @@
+"""W1-W6, run interleaved: every repeat runs each workload on every subject in turn."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from langchain_core.messages import BaseMessage
+
+from bench import data
+from bench.subjects import Subject, Turn
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload does; ``quick`` shrinks everything for the smoke test."""
+
+    w1_adds: int = 2000
+    w2_calls: int = 200
+    w2_batch: int = 10
+    w3_history: int = 1000
+    w3_reads: int = 20
+    w4_histories: int = 100
+    w4_history: int = 50
+    w5_turns: int = 500
+    w5_conversations: int = 50
+    w6_requests: int = 200
+    w6_history: int = 20
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(40, 4, 10, 50, 2, 4, 10, 10, 2, 4, 5)
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    unit: str
+    run: Callable[[Subject, str, Sizes], tuple[Callable[[], object], int]]
+    """(subject, tag, sizes) -> (the timed call, after untimed seeding; operations it does)"""
+
+
+def _w1(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+    msgs = data.conversation(tag, z.w1_adds)
+    s.prepare(msgs)
+    return (lambda: s.add_each(f"w1-{tag}", msgs)), z.w1_adds
+
+
+def _w2(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+    msgs = data.conversation(tag, z.w2_calls * z.w2_batch)
+    s.prepare(msgs)
+    batches = [msgs[i : i + z.w2_batch] for i in range(0, len(msgs), z.w2_batch)]
+    return (lambda: s.add_batches(f"w2-{tag}", batches)), z.w2_calls
+
+
+def _seed(s: Subject, prefix: str, count: int, size: int) -> list[str]:
+    sids = [f"{prefix}-{i}" for i in range(count)]
+    for sid in sids:
+        msgs = data.conversation(sid, size)
+        for i in range(0, size, 1000):
+            s.seed(sid, msgs[i : i + 1000])
+    return sids
+
+
+def _w3(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+    (sid,) = _seed(s, f"w3-{tag}", 1, z.w3_history)
+    return (lambda: s.read([sid] * z.w3_reads)), z.w3_reads
+
+
+def _w4(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+    sids = _seed(s, f"w4-{tag}", z.w4_histories, z.w4_history)
+    return (lambda: s.read(sids)), len(sids)
+
+
+def _w5(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+    turns: list[Turn] = [
+        (f"w5-{tag}-{i % z.w5_conversations}", data.human(i), data.ai_tool_call(tag, i))
+        for i in range(z.w5_turns)
+    ]
+    s.prepare([m for _, q, a in turns for m in (q, a)])
+    return (lambda: s.turns(turns)), z.w5_turns
+
+
+def _w6(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+    sids = _seed(s, f"w6-{tag}", z.w6_requests // 2, z.w6_history)
+    return (lambda: s.fresh_reads(sids + sids)), len(sids) * 2
+
+
+WORKLOADS = (
+    Workload("W1", "add_message, one at a time", "messages/s", _w1),
+    Workload("W2", "add_messages, 10 per call", "calls/s", _w2),
+    Workload("W3", "read a 1000-message history", "reads/s", _w3),
+    Workload("W4", "read 100 different 50-message histories", "reads/s", _w4),
+    Workload("W5", "agent turn: read, then add human + AI (tool call)", "turns/s", _w5),
+    Workload("W6", "new history object per request + read (20 messages)", "requests/s", _w6),
+)
+
+
+@dataclass
+class Rates:
+    """Operations per second of every (workload, subject), one value per repeat."""
+
+    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add(self, workload: str, subject: str, rate: float) -> None:
+        self.values.setdefault(workload, {}).setdefault(subject, []).append(rate)
+
+    def median(self, workload: str, subject: str) -> float | None:
+        runs = self.values.get(workload, {}).get(subject)
+        return statistics.median(runs) if runs else None
+
+
+def run_workloads(
+    subjects: Sequence[Subject],
+    sizes: Sizes,
+    repeats: int,
+    flush: Callable[[], object],
+    only_w6: Sequence[Subject] = (),
+) -> Rates:
+    """Every repeat: every workload on every subject (order rotated per repeat)."""
+    rates = Rates()
+    for r in range(repeats):
+        flush()
+        order = list(subjects[r % len(subjects) :]) + list(subjects[: r % len(subjects)])
+        for w in WORKLOADS:
+            extra = list(only_w6) if w.key == "W6" else []
+            for s in order + extra:
+                call, ops = w.run(s, f"{s.name}-r{r}", sizes)
+                start = time.perf_counter()
+                call()
+                rates.add(w.key, s.name, ops / (time.perf_counter() - start))
+        for s in list(subjects) + list(only_w6):
+            s.reset()
+    return rates
+
+
+def warm(subjects: Sequence[Subject]) -> None:
+    """Connections open and scripts cached before any clock starts."""
+    msgs: list[BaseMessage] = data.conversation("warm", 4)
+    for s in subjects:
+        s.prepare(msgs)
+        s.add_batches("warm", [msgs[:2]])
+        s.read(["warm"])
+        s.turns([("warm", msgs[2], msgs[3])])
