@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from agent_memory.core import StoreConfig, StoreCore
+import redis.asyncio.cluster
+import redis.cluster
+
+from agent_memory.core import PRIMARIES, Call, StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
 from agent_memory.settings import Settings
 
@@ -24,9 +27,23 @@ class StoreBase(Generic[ClientT]):
     ) -> None:
         self._client = client
         self._settings = settings if settings is not None else Settings()
-        self._core = StoreCore(
-            StoreConfig.from_settings(self._settings, key_prefix=key_prefix, ttl=ttl)
+        cluster = isinstance(
+            client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
         )
+        self._core = StoreCore(
+            StoreConfig.from_settings(
+                self._settings, key_prefix=key_prefix, ttl=ttl, cluster=cluster
+            )
+        )
+
+    def _route(self, call: Call) -> dict[str, Any]:
+        """redis-py's ``target_nodes`` for a call with a cluster target (none otherwise)."""
+        if call.target is None:
+            return {}
+        if call.target == PRIMARIES:
+            return {"target_nodes": PRIMARIES}
+        client: Any = self._client
+        return {"target_nodes": client.get_node(node_name=call.target)}
 
     @property
     def client(self) -> ClientT:

@@ -59,7 +59,12 @@ class AsyncConversationStore(StoreBase[Redis]):
     # -- the driver ------------------------------------------------------------------------
     async def _send(self, batch: Batch, with_source: bool) -> list[Any]:
         if len(batch) == 1:
-            return [await self._client.execute_command(*batch[0].command(with_source))]  # type: ignore[no-untyped-call]
+            call = batch[0]
+            return [
+                await self._client.execute_command(  # type: ignore[no-untyped-call]
+                    *call.command(with_source), **self._route(call)
+                )
+            ]
         pipe = self._client.pipeline(transaction=False)
         for call in batch:
             pipe.execute_command(*call.command(with_source))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 
 from agent_memory import scripts
@@ -54,6 +55,10 @@ class Call:
     optional: bool = False
     """An optional call is sent alone; if the server refuses it (unknown or renamed command,
     no permission), the plan receives ``None`` instead of an error (see :func:`refused`)."""
+    target: str | None = None
+    """Cluster mode only: the node to send a keyless call to (a node name ``host:port``), or
+    :data:`PRIMARIES` for every primary (the reply is then ``{node name: reply}``). A call
+    with a target is sent alone."""
 
     @classmethod
     def run(cls, script: scripts.Script, keys: Sequence[str], argv: Sequence[Any]) -> Call:
@@ -66,6 +71,7 @@ class Call:
         return self.args
 
 
+PRIMARIES = "primaries"  # redis-py's RedisCluster.PRIMARIES
 Batch = list[Call]
 Plan = Generator[Batch, list[Any], T]
 
@@ -156,6 +162,31 @@ class ServerInfo:
         return out
 
 
+_SUMMED_INFO = (
+    "used_memory",
+    "keyspace_hits",
+    "keyspace_misses",
+    "total_commands_processed",
+    "connected_clients",
+)
+
+
+def merge_infos(per_node: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any] | None:
+    """One INFO for a cluster from ``{node: INFO}``: the counters of ``_SUMMED_INFO`` summed,
+    ``aof_enabled`` only if on everywhere, everything else from the first node by name."""
+    if not per_node:
+        return None
+    nodes = [per_node[name] for name in sorted(per_node)]
+    merged = dict(nodes[0])
+    for name in _SUMMED_INFO:
+        values = [node.get(name) for node in nodes]
+        if all(isinstance(v, int | float) for v in values):
+            merged[name] = sum(values)
+    merged["used_memory_human"] = f"{merged.get('used_memory', 0) / 1048576:.2f}M"
+    merged["aof_enabled"] = min(int(node.get("aof_enabled", 0)) for node in nodes)
+    return merged
+
+
 def _config_value(reply: Any, name: str) -> str | None:
     """The value of one parameter in a CONFIG GET reply (dict or flat list), if any."""
     if isinstance(reply, Mapping):
@@ -185,10 +216,18 @@ class StoreConfig:
     max_message_bytes: int = 1_048_576
     max_messages_per_request: int = 1000
     touch_on_read: bool = False
+    cluster: bool = False
+    """Redis Cluster: scripts get one conversation's keys only (one hash slot); the plans
+    update the indexes with separate commands (docs/scaling.md)."""
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, key_prefix: str | None = None, ttl: int | None = None
+        cls,
+        settings: Settings,
+        *,
+        key_prefix: str | None = None,
+        ttl: int | None = None,
+        cluster: bool = False,
     ) -> StoreConfig:
         if key_prefix is not None:
             settings = settings.model_copy(
@@ -205,6 +244,7 @@ class StoreConfig:
             max_message_bytes=settings.max_message_bytes,
             max_messages_per_request=settings.max_messages_per_request,
             touch_on_read=settings.touch_on_read,
+            cluster=cluster or settings.redis_cluster,
         )
 
 
@@ -296,7 +336,36 @@ class StoreCore:
         return self.config.keys.conversation(validate_id(conversation_id))
 
     def _script_keys(self, conversation_id: str) -> tuple[str, ...]:
-        return (*self.conversation_keys(conversation_id).all, self.config.keys.index_all)
+        keys = self.conversation_keys(conversation_id).all
+        return keys if self.config.cluster else (*keys, self.config.keys.index_all)
+
+    # -- cluster mode: the index updates the scripts cannot make (other hash slots) -------
+    def _touch_indexes(self, conversation_id: str, info: Sequence[Any]) -> Plan[None]:
+        """ZADD the id at ``now`` to the global index and to the user/agent indexes named in
+        ``info`` (a script's ``{now, user index, agent index}``), extending each index's TTL
+        to at least the store's (PEXPIRE NX + GT, as the scripts' ``touch_index``)."""
+        now, *named = info
+        ttl = self.config.ttl_ms
+        batch: Batch = []
+        for key in (self.config.keys.index_all, *map(_text, named)):
+            if key:
+                batch += [
+                    Call(("ZADD", key, int(now), conversation_id)),
+                    Call(("PEXPIRE", key, ttl, "NX")),
+                    Call(("PEXPIRE", key, ttl, "GT")),
+                ]
+        yield batch
+
+    def _untouch_indexes(self, removals: Iterable[tuple[str, Sequence[Any]]]) -> Plan[None]:
+        """ZREM each (conversation id, index names) pair from the global index and those."""
+        batch = [
+            Call(("ZREM", key, cid))
+            for cid, named in removals
+            for key in (self.config.keys.index_all, *map(_text, named))
+            if key
+        ]
+        if batch:
+            yield batch
 
     def ping(self) -> Plan[bool]:
         (reply,) = yield [Call(("PING",))]
@@ -304,7 +373,10 @@ class StoreCore:
 
     def server_info(self) -> Plan[ServerInfo]:
         """Server version, persistence (AOF, fsync), eviction policy, memory and command
-        stats, keys in the database and conversations in this prefix's index."""
+        stats, keys in the database and conversations in this prefix's index. In cluster mode
+        counters are summed over the primaries (see :func:`merge_infos`)."""
+        if self.config.cluster:
+            return (yield from self._cluster_server_info())
         keys, conversations = yield [
             Call(("DBSIZE",)),
             Call(("ZCARD", self.config.keys.index_all)),
@@ -312,6 +384,14 @@ class StoreCore:
         (info,) = yield [Call(("INFO",), optional=True)]
         (fsync,) = yield [Call(("CONFIG", "GET", "appendfsync"), optional=True)]
         return ServerInfo.parse(info, fsync, keys, conversations)
+
+    def _cluster_server_info(self) -> Plan[ServerInfo]:
+        (keys,) = yield [Call(("DBSIZE",), target=PRIMARIES)]  # redis-py sums the nodes
+        (conversations,) = yield [Call(("ZCARD", self.config.keys.index_all))]
+        (infos,) = yield [Call(("INFO",), optional=True, target=PRIMARIES)]
+        (fsyncs,) = yield [Call(("CONFIG", "GET", "appendfsync"), optional=True, target=PRIMARIES)]
+        fsync = next(iter(fsyncs.values())) if isinstance(fsyncs, Mapping) and fsyncs else None
+        return ServerInfo.parse(merge_infos(infos), fsync, keys, conversations)
 
     def count_conversations(self) -> Plan[int]:
         """Conversations in this prefix's index (expired ones not yet pruned included)."""
@@ -361,6 +441,9 @@ class StoreCore:
         token = idempotency_token(idempotency_key or uuid.uuid4().hex)
         argv = [self.config.ttl_ms, conversation_id, token, *argv]
         (reply,) = yield [Call.run(scripts.APPEND, keys, argv)]
+        if self.config.cluster:
+            reply, info = reply[:-3], reply[-3:]
+            yield from self._touch_indexes(conversation_id, info)
         out: list[StoredMessage] = []
         for i in range(0, len(reply), 2):
             cursor, stored = _text(reply[i]), reply[i + 1]
@@ -425,6 +508,8 @@ class StoreCore:
         (now,) = yield [Call.run(scripts.CREATE, keys, argv)]
         if not now:
             raise ConversationExists(cid)
+        if self.config.cluster:
+            yield from self._touch_indexes(cid, (now, index_user, index_agent))
         return Conversation(
             id=cid,
             user_id=user_id,
@@ -494,11 +579,13 @@ class StoreCore:
             argv += (name, value)
         argv += to_delete
         meta_key = keys[1]
-        (status, version), meta, expiry = yield [
+        (status, version, *info), meta, expiry = yield [
             Call.run(scripts.UPDATE, keys, argv),
             Call(("HGETALL", meta_key)),
             Call(("PEXPIRETIME", meta_key)),
         ]
+        if status == 1 and self.config.cluster:
+            yield from self._touch_indexes(conversation_id, info)
         if status == -1:
             raise ConversationNotFound(conversation_id)
         if status == 0:
@@ -509,6 +596,9 @@ class StoreCore:
         (deleted,) = yield [
             Call.run(scripts.DELETE, self._script_keys(conversation_id), [conversation_id])
         ]
+        if self.config.cluster:
+            deleted, *named = deleted
+            yield from self._untouch_indexes([(conversation_id, named)])
         return bool(deleted)
 
     def delete_user(self, user_id: str) -> Plan[int]:
@@ -519,14 +609,26 @@ class StoreCore:
             (members,) = yield [Call(("ZRANGE", index, 0, 99))]
             if not members:
                 return count
-            replies = yield [
-                Call.run(scripts.DELETE, (*self._script_keys(_text(m)), index), [_text(m)])
-                for m in members
-            ]
+            ids = [_text(m) for m in members]
+            if self.config.cluster:
+                replies = yield [
+                    Call.run(scripts.DELETE, self._script_keys(cid), [cid]) for cid in ids
+                ]
+                yield from self._untouch_indexes(
+                    (cid, (index, *named)) for cid, (_, *named) in zip(ids, replies, strict=True)
+                )
+                replies = [reply[0] for reply in replies]
+            else:
+                replies = yield [
+                    Call.run(scripts.DELETE, (*self._script_keys(cid), index), [cid]) for cid in ids
+                ]
             count += sum(replies)
 
     def clear_all(self) -> Plan[int]:
-        """Delete every key under the prefix in this database (SCAN + UNLINK; no FLUSHDB)."""
+        """Delete every key under the prefix in this database (SCAN + UNLINK; no FLUSHDB); in
+        cluster mode on every primary."""
+        if self.config.cluster:
+            return (yield from self._clear_cluster())
         pattern = self.config.keys.scan_pattern
         cursor: Any = 0
         deleted = 0
@@ -537,6 +639,30 @@ class StoreCore:
                 deleted += n
             if int(cursor) == 0:
                 return deleted
+
+    def _clear_cluster(self) -> Plan[int]:
+        """SCAN every primary (redis-py answers ``({node: cursor}, keys)``), then each node
+        on to its end; UNLINK grouped by hash slot (a multi-key command stays in one slot)."""
+        scan = ("SCAN", 0, "MATCH", self.config.keys.scan_pattern, "COUNT", 1000)
+        ((cursors, found),) = yield [Call(scan, target=PRIMARIES)]
+        deleted = yield from self._unlink_by_slot(found)
+        for node, cursor in sorted(cursors.items()):
+            while int(cursor) != 0:
+                ((next_cursors, found),) = yield [Call(("SCAN", cursor, *scan[2:]), target=node)]
+                cursor = next_cursors[node]
+                deleted += yield from self._unlink_by_slot(found)
+        return deleted
+
+    def _unlink_by_slot(self, found: Sequence[Any]) -> Plan[int]:
+        by_slot: dict[int, list[Any]] = {}
+        for key in found:
+            by_slot.setdefault(
+                key_slot(key if isinstance(key, bytes) else key.encode()), []
+            ).append(key)
+        if not by_slot:
+            return 0
+        replies = yield [Call(("UNLINK", *keys)) for keys in by_slot.values()]
+        return sum(replies)
 
     # -- listing --------------------------------------------------------------------------
     def list_conversations(
@@ -589,6 +715,20 @@ class StoreCore:
         later = [(score, t) for t in map(_text, ties) if t.encode() < member.encode()]
         return (later + [(s, m) for m, s in _pairs(reply)])[:count]
 
+    def _prune(self, index: str, dead: list[str]) -> Plan[None]:
+        """Remove ``dead`` ids from ``index`` if their metadata hash is still missing: one
+        script on a single server; in cluster mode (index and hashes in different slots)
+        EXISTS then ZREM, so an id re-created between the two misses the index until its
+        next write."""
+        metas = [self.config.keys.conversation(m).meta for m in dead]
+        if not self.config.cluster:
+            yield [Call.run(scripts.PRUNE, [index, *metas], dead)]
+            return
+        exists = yield [Call(("EXISTS", meta)) for meta in metas]
+        gone = [cid for cid, found in zip(dead, exists, strict=True) if not found]
+        if gone:
+            yield [Call(("ZREM", index, *gone))]
+
     def _fill(
         self,
         index: str,
@@ -620,6 +760,5 @@ class StoreCore:
             if agent_filter is None or conversation.agent_id == agent_filter:
                 items.append(conversation)
         if dead:
-            metas = [self.config.keys.conversation(m).meta for m in dead]
-            yield [Call.run(scripts.PRUNE, [index, *metas], dead)]
+            yield from self._prune(index, dead)
         return stop

@@ -55,7 +55,8 @@ class ConversationStore(StoreBase[Redis]):
     # -- the driver ------------------------------------------------------------------------
     def _send(self, batch: Batch, with_source: bool) -> list[Any]:
         if len(batch) == 1:
-            return [self._client.execute_command(*batch[0].command(with_source))]  # type: ignore[no-untyped-call]
+            call = batch[0]
+            return [self._client.execute_command(*call.command(with_source), **self._route(call))]  # type: ignore[no-untyped-call]
         pipe = self._client.pipeline(transaction=False)
         for call in batch:
             pipe.execute_command(*call.command(with_source))  # type: ignore[no-untyped-call]

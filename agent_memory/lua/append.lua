@@ -2,6 +2,7 @@
 -- ARGV: ttl_ms, conversation id, token ('' = none), then (message id or '', payload) pairs.
 -- Returns a flat list: cursor, payload-or-'' per message ('' = added by this call; a payload
 -- = already stored, returned as stored). A token seen before replays that call's answer.
+-- Cluster mode (no KEYS[5]) adds index_info at the end of the list, replays included.
 local ttl = tonumber(ARGV[1])
 local conv_id = ARGV[2]
 local token = ARGV[3]
@@ -23,7 +24,7 @@ if token ~= '' then
         out[#out + 1] = cursor
         out[#out + 1] = stored(cursor)
       end
-      return out
+      return with_index_info(out, now_ms())
     end
   end
 end
@@ -64,4 +65,4 @@ if token ~= '' then
   redis.call('LTRIM', KEYS[4], 0, 15)
 end
 touch_conversation(conv_id, now, ttl)
-return out
+return with_index_info(out, now)

@@ -1,7 +1,8 @@
 -- Update metadata fields with optimistic concurrency.
 -- ARGV: ttl_ms, conversation id, expected version or '', number of fields to set, then
 -- field/value pairs to set, then fields to delete.
--- Returns {-1, 0} missing, {0, actual} version conflict, {1, new version} done.
+-- Returns {-1, 0} missing, {0, actual} version conflict, {1, new version} done (cluster mode:
+-- followed by index_info).
 local ttl = tonumber(ARGV[1])
 local conv_id = ARGV[2]
 local version = redis.call('HGET', KEYS[2], 'version')
@@ -25,4 +26,4 @@ local now = now_ms()
 redis.call('HSET', KEYS[2], 'updated_at', now)
 local new_version = redis.call('HINCRBY', KEYS[2], 'version', 1)
 touch_conversation(conv_id, now, ttl)
-return {1, new_version}
+return with_index_info({1, new_version}, now)
