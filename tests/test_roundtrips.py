@@ -1,0 +1,232 @@
+"""Counted, not timed: round trips on the wire (every ``send_packed_command`` of redis-py, sync
+and async) and commands executed by the server (``INFO commandstats`` after ``CONFIG
+RESETSTAT``). An append is one round trip whatever its size; reading the last 20 messages of a
+10,000-message conversation reads 20 entries and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
+from conftest import DB, make_settings
+from drivers import Driver
+
+from agent_memory import AsyncConversationStore, ConversationStore, scripts
+from agent_memory.embedded import RedisProcess
+
+
+@dataclass
+class Wire:
+    """What went out on every connection: one entry per round trip (the packed bytes)."""
+
+    sent: list[bytes] = field(default_factory=list)
+
+    def record(self, command: Any) -> None:
+        chunks = [command] if isinstance(command, bytes | str) else list(command)
+        self.sent.append(b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks))
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.sent)
+
+    def reset(self) -> None:
+        self.sent.clear()
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    seen = Wire()
+    sync_send = redis.connection.AbstractConnection.send_packed_command
+    async_send = redis.asyncio.connection.AbstractConnection.send_packed_command
+
+    def counted_sync(self: Any, command: Any, check_health: bool = True) -> None:
+        seen.record(command)
+        sync_send(self, command, check_health)
+
+    async def counted_async(self: Any, command: Any, check_health: bool = True) -> None:
+        seen.record(command)
+        await async_send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted_sync)
+    monkeypatch.setattr(
+        redis.asyncio.connection.AbstractConnection, "send_packed_command", counted_async
+    )
+    return seen
+
+
+def batch(n: int, tag: str = "m") -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": f"{tag} {i} " + "x" * 40, "id": f"{tag}-{i}"} for i in range(n)
+    ]
+
+
+async def warm_up(drv: Driver) -> None:
+    """Open the connection and load the scripts, so later counts hold only the operation (the
+    first use of a script on a server costs one more round trip: EVALSHA, NOSCRIPT, EVAL)."""
+    for script in scripts.ALL:
+        drv.raw.script_load(script.source)
+    await drv.append("warm-up", batch(1, "w"))
+    await drv.get_messages("warm-up", limit=1)
+
+
+@pytest.mark.parametrize("size", [1, 10, 500])
+async def test_an_append_is_one_round_trip_whatever_its_size(
+    drv: Driver, wire: Wire, size: int
+) -> None:
+    await warm_up(drv)
+    wire.reset()
+    stored = await drv.append("c1", batch(size))
+    assert wire.round_trips == 1
+    assert b"EVALSHA" in wire.sent[0]
+    assert len(stored) == size
+    wire.reset()
+    again = await drv.append("c1", batch(size))  # a full retry is one round trip too
+    assert wire.round_trips == 1
+    assert not any(m.added for m in again)
+    assert len(await drv.get_messages("c1")) == size
+
+
+async def test_reads_and_metadata_are_one_round_trip_each(drv: Driver, wire: Wire) -> None:
+    await warm_up(drv)
+    await drv.create("c1", user_id="u")
+    await drv.append("c1", batch(30))
+    for call, kwargs in [
+        ("get_messages", {"limit": 20}),
+        ("get_messages", {"limit": 20, "require_exists": True}),
+        ("get_messages", {}),
+        ("get_conversation", {}),
+        ("update_conversation", {"title": "t"}),
+        ("delete_conversation", {}),
+    ]:
+        wire.reset()
+        await getattr(drv, call)("c1", **kwargs)
+        assert wire.round_trips == 1, (call, kwargs)
+
+
+# -- on the real server: what the server executes -------------------------------------------
+
+
+@pytest.fixture
+def real(redis_server: RedisProcess) -> Iterator[redis.Redis]:
+    client = redis_server.client(db=DB)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def commands_since_reset(client: redis.Redis) -> dict[str, int]:
+    """Commands run since CONFIG RESETSTAT (scripts' inner calls included), without the
+    bookkeeping commands of the test itself."""
+    stats: dict[str, Any] = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in stats.items()
+        if not name.startswith(("cmdstat_info", "cmdstat_config"))
+    }
+
+
+def test_server_side_an_append_of_500_is_one_script_call(real: redis.Redis, wire: Wire) -> None:
+    store = ConversationStore(real, settings=make_settings())
+    store.append("warm-up", batch(1, "w"))
+    real.config_resetstat()
+    wire.reset()
+    store.append("c1", batch(500))
+    assert wire.round_trips == 1
+    counts = commands_since_reset(real)
+    assert counts.pop("evalsha") == 1
+    assert "eval" not in counts
+    assert counts["xadd"] == 500
+    assert counts["hset"] >= 500  # ids -> cursors, inside the same script
+
+
+@pytest.fixture(scope="module")
+def big_conversation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A server of its own holding one 10,000-message conversation: (url, its payload bytes)."""
+    server = RedisProcess(tmp_path_factory.mktemp("big"), appendonly=False).start()
+    client = server.client(db=DB)
+    store = ConversationStore(client, settings=make_settings())
+    total = 0
+    for chunk in range(10):
+        stored = store.append("big", batch(1000, f"b{chunk}"))
+        total += sum(len(str(m.record)) for m in stored)
+    client.close()
+    yield server.url, total
+    server.stop()
+
+
+def output_bytes(client: redis.Redis) -> int:
+    return int(client.info("stats")["total_net_output_bytes"])
+
+
+def test_last_20_of_10000_reads_only_20_sync(big_conversation: tuple[str, int], wire: Wire) -> None:
+    url, total = big_conversation
+    client = redis.Redis.from_url(url, db=DB)
+    store = ConversationStore(client, settings=make_settings())
+    store.get_messages("big", limit=1)
+    client.config_resetstat()
+    before = output_bytes(client)
+    wire.reset()
+    last = store.get_messages("big", limit=20)
+    sent = list(wire.sent)
+    after = output_bytes(client)
+    assert [m.record["id"] for m in last] == [f"b9-{i}" for i in range(980, 1000)]
+    assert len(sent) == 1
+    assert sent[0].startswith(b"*6\r\n$9\r\nXREVRANGE\r\n")
+    assert sent[0].endswith(b"$5\r\nCOUNT\r\n$2\r\n20\r\n")
+    assert commands_since_reset(client) == {"xrevrange": 1}
+    assert total > 500_000
+    assert after - before < 20_000  # 20 entries and one INFO reply, not the whole stream
+    client.close()
+
+
+async def test_last_20_of_10000_reads_only_20_async(
+    big_conversation: tuple[str, int], wire: Wire
+) -> None:
+    url, _ = big_conversation
+    sync = redis.Redis.from_url(url, db=DB)
+    client = redis.asyncio.Redis.from_url(url, db=DB)
+    store = AsyncConversationStore(client, settings=make_settings())
+    await store.get_messages("big", limit=1)
+    sync.config_resetstat()
+    wire.reset()
+    last = await store.get_messages("big", limit=20)
+    assert wire.round_trips == 1
+    assert b"XREVRANGE" in wire.sent[0]
+    assert len(last) == 20
+    assert last[-1].record["id"] == "b9-999"
+    assert commands_since_reset(sync) == {"xrevrange": 1}
+    await client.aclose()
+    sync.close()
+
+
+def test_paging_back_from_the_end_reads_one_page_per_call(
+    big_conversation: tuple[str, int],
+) -> None:
+    url, _ = big_conversation
+    client = redis.Redis.from_url(url, db=DB)
+    store = ConversationStore(client, settings=make_settings())
+    page = store.get_messages("big", limit=50)
+    client.config_resetstat()
+    older = store.get_messages("big", limit=50, before=page[0].cursor)
+    assert [m.record["id"] for m in older] == [f"b9-{i}" for i in range(900, 950)]
+    assert commands_since_reset(client) == {"xrevrange": 1}
+    client.close()
+
+
+def test_a_cold_script_cache_costs_one_more_round_trip_once(real: redis.Redis, wire: Wire) -> None:
+    store = ConversationStore(real, settings=make_settings())
+    store.ping()
+    real.script_flush()
+    wire.reset()
+    store.append("c1", batch(3))
+    assert [s.split(b"\r\n")[2] for s in wire.sent] == [b"EVALSHA", b"EVAL"]
+    wire.reset()
+    store.append("c1", batch(3, "n"))
+    assert wire.round_trips == 1
+    assert len(store.get_messages("c1")) == 6
