@@ -10,6 +10,7 @@ types. Only fields that differ from LangChain's defaults are stored.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+import orjson
 from pydantic import ValidationError
 
 from agent_memory.errors import InvalidMessage, MessageTooLarge
@@ -124,6 +126,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 
 def record_to_langchain(rec: Record) -> BaseMessage:
     """Rebuild the LangChain message of a record (same class, same fields)."""
+    fast = _fast_message(rec)
+    if fast is not None:
+        return fast
     role = rec["role"]
     kwargs: dict[str, Any] = {name: rec[name] for name in _FIELDS[role] if name in rec}
     kwargs["content"] = rec["content"]
@@ -137,6 +142,97 @@ def record_to_langchain(rec: Record) -> BaseMessage:
     if role == "chat":
         kwargs["role"] = rec["chat_role"]
     return _CLASSES[role](**kwargs)
+
+
+# -- the read fast path ----------------------------------------------------------------------
+# Reads are dominated by pydantic validation of messages that were validated when written. For
+# the shapes below (plain user/system/assistant text, assistant tool calls and token usage, all
+# of the exact types validation would accept unchanged) the message is assembled the way
+# ``model_construct`` does (fields in declaration order, defaults from their factories), which
+# gives an object equal in every field to the validated one. Any other shape is validated.
+_FAST_KEYS: dict[str, frozenset[str]] = {
+    "user": frozenset({"role", "content", "id", "name", "response_metadata"}),
+    "system": frozenset({"role", "content", "id", "name", "response_metadata"}),
+    "assistant": frozenset(
+        {"role", "content", "id", "name", "response_metadata", "tool_calls", "usage_metadata"}
+    ),
+}
+_USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
+_CALL_KEYS = frozenset({"id", "name", "args"})
+
+
+def _field_defaults(cls: type[BaseMessage]) -> tuple[tuple[str, Any, Any], ...]:
+    return tuple(
+        (name, f.default_factory, f.default)
+        for name, f in cls.model_fields.items()  # declaration order, as validation sets them
+    )
+
+
+_DEFAULTS = {
+    role: _field_defaults(cls)
+    for role, cls in _CLASSES.items()
+    if role in _FAST_KEYS and cls.__pydantic_post_init__ is None  # nothing runs after fields
+}
+
+
+def _plain(value: Any, kind: type) -> bool:
+    return value is None or type(value) is kind
+
+
+def _fast_values(rec: Record) -> dict[str, Any] | None:
+    """The given field values when ``rec`` has a fast shape, else None."""
+    keys = _FAST_KEYS.get(rec["role"]) if rec["role"] in _DEFAULTS else None
+    if keys is None or not keys.issuperset(rec) or type(rec["content"]) is not str:
+        return None
+    if not (_plain(rec.get("id"), str) and _plain(rec.get("name"), str)):
+        return None
+    if not _plain(rec.get("response_metadata"), dict):
+        return None
+    given = {k: v for k, v in rec.items() if k != "role"}
+    usage = rec.get("usage_metadata")
+    if usage is not None and not (
+        type(usage) is dict
+        and usage.keys() == _USAGE_KEYS
+        and all(type(v) is int for v in usage.values())
+    ):
+        return None
+    calls = rec.get("tool_calls")
+    if calls is not None:
+        if type(calls) is not list or not all(_fast_call(c) for c in calls):
+            return None
+        given["tool_calls"] = [
+            {"name": c["name"], "args": c["args"], "id": c["id"], "type": "tool_call"}
+            for c in calls
+        ]
+    return given
+
+
+def _fast_call(call: Any) -> bool:
+    return (
+        type(call) is dict
+        and call.keys() == _CALL_KEYS
+        and type(call["name"]) is str
+        and type(call["args"]) is dict
+        and _plain(call["id"], str)
+    )
+
+
+def _fast_message(rec: Record) -> BaseMessage | None:
+    given = _fast_values(rec)
+    if given is None:
+        return None
+    role = rec["role"]
+    cls = _CLASSES[role]
+    values = {
+        name: given[name] if name in given else (factory() if factory else default)
+        for name, factory, default in _DEFAULTS[role]
+    }
+    message = cls.__new__(cls)
+    object.__setattr__(message, "__dict__", values)
+    object.__setattr__(message, "__pydantic_fields_set__", set(given))
+    object.__setattr__(message, "__pydantic_extra__", {})
+    object.__setattr__(message, "__pydantic_private__", None)
+    return message
 
 
 def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) -> Record:
@@ -175,8 +271,15 @@ def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
     return payload
 
 
+# orjson reads integers beyond 64 bits as floats: a payload with a run of 19+ digits (anywhere,
+# strings included) is read by the json module instead, so every value comes back exactly.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def decode_payload(payload: bytes | str) -> Record:
-    rec: Record = json.loads(payload)
+    if isinstance(payload, str):
+        payload = payload.encode()
+    rec: Record = (json.loads if _LONG_DIGITS.search(payload) else orjson.loads)(payload)
     return rec
 
 
