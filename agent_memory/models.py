@@ -65,8 +65,9 @@ class Message(BaseModel):
         return self
 
     def to_record(self) -> dict[str, Any]:
-        """The stored form: only fields that are set, tool calls as plain dicts."""
-        return self.model_dump(exclude_none=True, exclude_defaults=False)
+        """The stored form: only fields that are set, tool calls as plain dicts (a tool call's
+        ``id`` of None is kept: only top-level None fields are left out)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class Conversation(BaseModel):
