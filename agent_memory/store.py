@@ -9,7 +9,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from redis import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from agent_memory import connection
+from agent_memory import connection, transfer
 from agent_memory._base import StoreBase
 from agent_memory.core import Batch, Plan, StoreCore, refused
 from agent_memory.settings import Settings
@@ -96,3 +96,8 @@ class ConversationStore(StoreBase[Redis]):
     clear_all = _op(StoreCore.clear_all)
     server_info = _op(StoreCore.server_info)
     count_conversations = _op(StoreCore.count_conversations)
+    # export / import (agent_memory.transfer): plans over the same core
+    export_scan = _op(transfer.scan_conversations)
+    export_head = _op(transfer.export_head)
+    export_chunk = _op(transfer.export_chunk)
+    import_chunk = _op(transfer.restore_chunk)

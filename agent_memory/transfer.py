@@ -1,0 +1,342 @@
+"""Export and import conversations as JSON Lines (``agent-memory export`` / ``import``).
+
+One JSON object per line (UTF-8); each conversation's line comes first, then its messages,
+oldest first::
+
+    {"type":"conversation","id":"c1","meta":{"created_at":"1700000000000",...},"expires_at_ms":1702592000000}
+    {"type":"message","conversation":"c1","cursor":"1700000000000-0","message":{"role":"user",...}}
+
+``meta`` is the conversation's metadata hash (user/agent ids, title, metadata JSON,
+created/updated times, message count, version); ``expires_at_ms`` its absolute expiry
+(PEXPIRETIME), so an import keeps the remaining TTL instead of granting a fresh one.
+
+Both directions stream in constant memory: export walks the prefix with SCAN (a pattern built
+from the configured prefix only) and reads each stream in chunks (``XRANGE ... COUNT``); import
+holds one chunk of messages at a time.
+
+Import restores a conversation **only when it is absent** (no metadata hash): its messages get
+their exported cursors (so ``created_at``, order and paging cursors are kept), message ids are
+re-registered for idempotent appends, the expiry is the exported absolute one. A conversation
+that exists is skipped whole (the live one wins; nothing is merged, since cursors cannot be kept
+inside a stream that already has later entries), one that has expired meanwhile is skipped too.
+Running the same import twice therefore adds nothing the second time, and an import that was
+interrupted can simply be run again: the conversation it was in the middle of is completed (its
+metadata is written last), the others are skipped.
+
+The plans here are pure (sans-IO, like :mod:`agent_memory.core`); the stores run them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from agent_memory import scripts
+from agent_memory.codec import encode_record
+from agent_memory.core import Batch, Call, Plan, StoreCore
+from agent_memory.errors import InvalidInput
+from agent_memory.keys import decode_id, glob_escape, validate_id
+
+if TYPE_CHECKING:
+    from agent_memory.store import ConversationStore
+
+CHUNK = 500  # messages per XRANGE / per restore call
+CHUNK_BYTES = 4 * 1_048_576  # ...or fewer, when they are this large together
+_CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
+_INDEX_FIELDS = ("index_user", "index_agent")  # key names: recomputed for the target prefix
+_ROLES = frozenset({"user", "assistant", "system", "tool", "function", "chat"})
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- plans: pure ---------------------------------------------------------------------------
+
+
+def scan_conversations(core: StoreCore, cursor: int = 0) -> Plan[tuple[int, list[str]]]:
+    """One SCAN step over this prefix's metadata hashes: (next cursor, conversation ids)."""
+    pattern = glob_escape(core.config.keys.prefix) + ":c:*:h"
+    ((nxt, found),) = yield [Call(("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))]
+    ids: list[str] = []
+    for key in map(_text, found):
+        encoded = key[key.index("{") + 1 : key.rindex("}")]
+        ids.append(decode_id(encoded))
+    return int(nxt), list(dict.fromkeys(ids))
+
+
+def export_head(core: StoreCore, conversation_id: str) -> Plan[dict[str, Any] | None]:
+    """The conversation line of an export, or None if it no longer exists."""
+    meta_key = core.conversation_keys(conversation_id).meta
+    meta, expiry = yield [Call(("HGETALL", meta_key)), Call(("PEXPIRETIME", meta_key))]
+    if not meta:
+        return None
+    fields = {_text(k): _text(v) for k, v in meta.items()}
+    for name in (*_INDEX_FIELDS, "id"):
+        fields.pop(name, None)
+    return {"type": "conversation", "id": conversation_id, "meta": fields, "expires_at_ms": expiry}
+
+
+def export_chunk(
+    core: StoreCore, conversation_id: str, after: str | None, count: int = CHUNK
+) -> Plan[list[tuple[str, bytes | str]]]:
+    """Up to ``count`` (cursor, payload) stream entries after ``after``, oldest first; reading
+    does not extend the conversation's TTL."""
+    stream = core.conversation_keys(conversation_id).stream
+    low = "-" if after is None else "(" + after
+    (entries,) = yield [Call(("XRANGE", stream, low, "+", "COUNT", count))]
+    return [(_text(cursor), _payload(fields)) for cursor, fields in entries]
+
+
+def _payload(fields: Any) -> bytes | str:
+    if isinstance(fields, Mapping):
+        return fields.get(b"m", fields.get("m"))  # type: ignore[no-any-return]
+    return fields[1]  # type: ignore[no-any-return]
+
+
+def restore_chunk(
+    core: StoreCore,
+    conversation_id: str,
+    meta: Mapping[str, str],
+    expires_at_ms: int,
+    entries: list[tuple[str, str, bytes]],
+    final: bool,
+) -> Plan[tuple[int, int]]:
+    """Restore one chunk of (cursor, message id or '', payload) entries of an absent
+    conversation; with ``final``, also its metadata and index entries. Returns (status,
+    added): status 1 restored, 0 exists (skipped), -1 expired (skipped)."""
+    keys = core.conversation_keys(conversation_id).all
+    user_index = core.config.keys.index_user(meta["user_id"]) if "user_id" in meta else ""
+    agent_index = core.config.keys.index_agent(meta["agent_id"]) if "agent_id" in meta else ""
+    argv: list[Any] = [expires_at_ms, conversation_id, int(final), user_index, agent_index]
+    argv.append(len(meta))
+    for name, value in meta.items():
+        argv += (name, value)
+    for entry in entries:
+        argv += entry
+    script_keys = keys if core.config.cluster else (*keys, core.config.keys.index_all)
+    ((status, added),) = yield [Call.run(scripts.RESTORE, script_keys, argv)]
+    if final and status == 1 and core.config.cluster:
+        yield _cluster_index_calls(
+            core, conversation_id, meta, expires_at_ms, user_index, agent_index
+        )
+    return int(status), int(added)
+
+
+def _cluster_index_calls(
+    core: StoreCore, cid: str, meta: Mapping[str, str], expires_at_ms: int, *named: str
+) -> Batch:
+    score = int(meta.get("updated_at", meta.get("created_at", "0")))
+    batch: Batch = []
+    for key in (core.config.keys.index_all, *named):
+        if key:
+            batch += [
+                Call(("ZADD", key, score, cid)),
+                Call(("PEXPIREAT", key, expires_at_ms, "NX")),
+                Call(("PEXPIREAT", key, expires_at_ms, "GT")),
+            ]
+    return batch
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+@dataclass
+class TransferStats:
+    conversations: int = 0
+    messages: int = 0
+    skipped_existing: int = 0
+    skipped_expired: int = 0
+    lines: int = 0
+
+
+def iter_export(store: ConversationStore, chunk: int = CHUNK) -> Iterator[str]:
+    """The export's lines (without newline), conversation by conversation."""
+    cursor = 0
+    while True:
+        cursor, ids = store.export_scan(cursor)
+        for cid in ids:
+            yield from _export_one(store, cid, chunk)
+        if cursor == 0:
+            return
+
+
+def _export_one(store: ConversationStore, cid: str, chunk: int) -> Iterator[str]:
+    head = store.export_head(cid)
+    if head is None:  # deleted or expired since SCAN saw it
+        return
+    yield _dumps(head)
+    after: str | None = None
+    while True:
+        entries = store.export_chunk(cid, after, chunk)
+        for cursor, payload in entries:
+            message = json.loads(payload)
+            yield _dumps(
+                {"type": "message", "conversation": cid, "cursor": cursor, "message": message}
+            )
+        if len(entries) < chunk:
+            return
+        after = entries[-1][0]
+
+
+def export_jsonl(
+    store: ConversationStore, out: IO[str], *, chunk: int = CHUNK, progress: Any = None
+) -> TransferStats:
+    """Write every conversation under the store's prefix to ``out``; ``progress`` (optional)
+    is called with (conversations, messages) after each conversation line."""
+    stats = TransferStats()
+    for line in iter_export(store, chunk):
+        out.write(line + "\n")
+        stats.lines += 1
+        if line.startswith('{"type":"conversation"'):
+            stats.conversations += 1
+        else:
+            stats.messages += 1
+        if progress is not None:
+            progress(stats)
+    return stats
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """The conversation being imported: its line and the chunk not yet sent."""
+
+    cid: str
+    meta: dict[str, str]
+    expires_at_ms: int
+    entries: list[tuple[str, str, bytes]] = field(default_factory=list)
+    size: int = 0
+    skip: bool = False
+    last_cursor: tuple[int, int] = (0, 0)
+
+
+class _Importer:
+    def __init__(self, store: ConversationStore, chunk: int) -> None:
+        self.store = store
+        self.chunk = chunk
+        self.max_bytes = store.config.max_message_bytes
+        self.stats = TransferStats()
+        self.pending: _Pending | None = None
+
+    def line(self, number: int, text: str) -> None:
+        if not text.strip():
+            return
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInput(f"line {number}: not JSON ({exc})", field=f"line {number}") from None
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        self.stats.lines += 1
+        if kind == "conversation":
+            self.finish()
+            self.pending = _head(number, obj)
+        elif kind == "message":
+            self.message(number, obj)
+        else:
+            raise InvalidInput(
+                f"line {number}: expected an object with type 'conversation' or 'message'",
+                field=f"line {number}",
+            )
+
+    def message(self, number: int, obj: dict[str, Any]) -> None:
+        p = self.pending
+        if p is None or obj.get("conversation") != p.cid:
+            raise InvalidInput(
+                f"line {number}: a message must follow its conversation's line",
+                field=f"line {number}",
+            )
+        if p.skip:
+            return
+        cursor, mid, payload = _entry(number, obj, self.max_bytes)
+        position = tuple(map(int, cursor.split("-")))
+        if position <= p.last_cursor:
+            raise InvalidInput(
+                f"line {number}: cursors must increase within a conversation",
+                field=f"line {number}",
+            )
+        p.last_cursor = (position[0], position[1])
+        p.entries.append((cursor, mid, payload))
+        p.size += len(payload)
+        if len(p.entries) >= self.chunk or p.size >= CHUNK_BYTES:
+            self.send(final=False)
+
+    def send(self, final: bool) -> None:
+        p = self.pending
+        assert p is not None
+        status, added = self.store.import_chunk(p.cid, p.meta, p.expires_at_ms, p.entries, final)
+        p.entries, p.size = [], 0
+        self.stats.messages += added
+        if status != 1:
+            p.skip = True
+            if status == 0:
+                self.stats.skipped_existing += 1
+            else:
+                self.stats.skipped_expired += 1
+        elif final:
+            self.stats.conversations += 1
+
+    def finish(self) -> None:
+        if self.pending is not None and not self.pending.skip:
+            self.send(final=True)
+        self.pending = None
+
+
+def _head(number: int, obj: dict[str, Any]) -> _Pending:
+    where = f"line {number}"
+    try:
+        cid = validate_id(obj["id"])
+        meta = obj.get("meta") or {}
+        expires = obj["expires_at_ms"]
+        if not isinstance(meta, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+        ):
+            raise TypeError("meta must map names to strings")
+        if not isinstance(expires, int) or isinstance(expires, bool):
+            raise TypeError("expires_at_ms must be an integer")
+    except (KeyError, TypeError, InvalidInput) as exc:
+        raise InvalidInput(f"{where}: bad conversation line: {exc}", field=where) from None
+    clean = {k: v for k, v in meta.items() if k not in (*_INDEX_FIELDS, "id")}
+    if "created_at" not in clean:
+        raise InvalidInput(f"{where}: meta.created_at is missing", field=where)
+    return _Pending(cid, clean, expires)
+
+
+def _entry(number: int, obj: dict[str, Any], max_bytes: int) -> tuple[str, str, bytes]:
+    where = f"line {number}"
+    cursor, rec = obj.get("cursor"), obj.get("message")
+    if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor) or cursor == "0-0":
+        raise InvalidInput(f"{where}: cursor must look like '1700000000000-0'", field=where)
+    if not isinstance(rec, dict) or rec.get("role") not in _ROLES or "content" not in rec:
+        raise InvalidInput(f"{where}: message needs a known role and content", field=where)
+    mid = rec.get("id")
+    if mid is not None and (not isinstance(mid, str) or not mid or len(mid) > 256):
+        raise InvalidInput(f"{where}: message id must be a string of 1-256 chars", field=where)
+    return cursor, mid or "", encode_record(rec, max_bytes)
+
+
+def import_jsonl(
+    store: ConversationStore,
+    lines: Iterable[str],
+    *,
+    chunk: int = CHUNK,
+    progress: Any = None,
+) -> TransferStats:
+    """Restore the conversations of an export (see the module docstring for the rules);
+    ``progress`` (optional) is called with each line read."""
+    importer = _Importer(store, chunk)
+    for number, text in enumerate(lines, 1):
+        importer.line(number, text)
+        if progress is not None:
+            progress(text)
+    importer.finish()
+    return importer.stats
