@@ -8,14 +8,18 @@ never imports FastAPI.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from agent_memory.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="agent-memory",
@@ -117,6 +121,101 @@ def doctor(url: UrlOption = None) -> None:
         client.close()
     checks.render(findings, f"{settings.url} (prefix {settings.key_prefix!r})")
     raise typer.Exit(checks.exit_code(findings))
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None, quiet: bool) -> Iterator[Any]:
+    """A progress bar on stderr when it is a terminal (None when piped or ``quiet``); yields
+    ``update(completed, text)``."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, text: bar.update(task, completed=done, description=f"{label} {text}")
+
+
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+@app.command("export")
+def export_(
+    url: UrlOption = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, '-' for stdout.")
+    ] = "-",
+    quiet: QuietOption = False,
+) -> None:
+    """Write every conversation (messages, metadata, remaining TTL) as JSON Lines."""
+    from agent_memory.store import ConversationStore
+    from agent_memory.transfer import TransferStats, export_jsonl
+
+    with ConversationStore.from_settings(_settings_for(url)) as store:
+        total = store.count_conversations()
+        with (
+            (
+                open(output, "w", encoding="utf-8")
+                if output != "-"
+                else contextlib.nullcontext(sys.stdout)
+            ) as out,
+            _progress("exporting", total, quiet) as update,
+        ):
+
+            def report(stats: TransferStats) -> None:
+                if update is not None and stats.lines % 200 == 1:
+                    update(stats.conversations, f"{stats.messages} messages")
+
+            stats = _guarded(lambda: export_jsonl(store, out, progress=report))
+    typer.echo(f"exported {stats.conversations} conversations, {stats.messages} messages", err=True)
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="JSON Lines file of an export, '-' for stdin.")],
+    url: UrlOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Restore an export. Conversations that exist are left alone, so running it twice adds
+    nothing; an interrupted import completes when run again."""
+    from agent_memory.store import ConversationStore
+    from agent_memory.transfer import import_jsonl
+
+    size = os.path.getsize(source) if source != "-" else None
+    with (
+        ConversationStore.from_settings(_settings_for(url)) as store,
+        open(source, encoding="utf-8")
+        if source != "-"
+        else contextlib.nullcontext(sys.stdin) as lines,
+        _progress("importing", size, quiet) as update,
+    ):
+        read = 0
+
+        def report(line: str) -> None:
+            nonlocal read
+            read += len(line.encode())
+            if update is not None:
+                update(read, "")
+
+        stats = _guarded(lambda: import_jsonl(store, lines, progress=report))
+    typer.echo(
+        f"restored {stats.conversations} conversations, {stats.messages} messages; "
+        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired",
+        err=True,
+    )
+
+
+def _guarded(run: Callable[[], T]) -> T:
+    """Run an export/import; a store error ends the command with its message and exit 1."""
+    from agent_memory.errors import AgentMemoryError
+
+    try:
+        return run()
+    except AgentMemoryError as exc:
+        typer.echo(f"agent-memory: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:
