@@ -1,0 +1,130 @@
+"""Settings: the integration guide's names and defaults, explicit values win, nothing at import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import fakeredis
+import pytest
+from pydantic import AliasChoices, ValidationError
+
+from agent_memory import ConversationStore, InvalidInput, Settings
+
+
+def env_names() -> dict[str, str]:
+    """field name -> its environment variable (the upper-case alias)."""
+    out = {}
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        assert isinstance(alias, AliasChoices), name
+        (env,) = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+        out[name] = env
+    return out
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for env in env_names().values():
+        monkeypatch.delenv(env, raising=False)
+    return monkeypatch
+
+
+def test_defaults_are_the_guides(clean_env: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.redis_port, s.redis_db, s.ttl_seconds) == (6379, 2, 2_592_000)
+    assert s.key_prefix == "agent_memory"
+    assert s.touch_on_read is False
+    assert s.embedded is True
+    assert s.url == "redis://localhost:6379/2"
+
+
+def test_the_guides_environment_names_are_read(clean_env: pytest.MonkeyPatch) -> None:
+    for env, value in {
+        "REDIS_HOST": "cache.internal",
+        "REDIS_PORT": "6380",
+        "REDIS_DB_AI_AGENTS": "7",
+        "CACHE_TTL_AGENT_MEMORY": "60",
+        "REDIS_USERNAME": "agent",
+        "REDIS_PASSWORD": "s3cret",
+        "AGENT_MEMORY_PREFIX": "mem:",
+        "AGENT_MEMORY_TOUCH_ON_READ": "true",
+        "AGENT_MEMORY_MAX_MESSAGE_BYTES": "1234",
+        "AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST": "5",
+    }.items():
+        clean_env.setenv(env, value)
+    s = Settings()
+    assert (s.redis_host, s.redis_port, s.redis_db, s.ttl_seconds) == (
+        "cache.internal",
+        6380,
+        7,
+        60,
+    )
+    assert s.redis_username == "agent"
+    assert s.redis_password is not None
+    assert s.redis_password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+    assert s.key_prefix == "mem"
+    assert s.touch_on_read is True
+    assert (s.max_message_bytes, s.max_messages_per_request) == (1234, 5)
+    assert s.embedded is False
+    assert s.url == "redis://cache.internal:6380/7"
+
+
+def test_explicit_values_win_over_the_environment(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("CACHE_TTL_AGENT_MEMORY", "60")
+    clean_env.setenv("AGENT_MEMORY_PREFIX", "from_env")
+    s = Settings(ttl_seconds=5, key_prefix="explicit")
+    assert (s.ttl_seconds, s.key_prefix) == (5, "explicit")
+
+
+def test_redis_url_overrides_host_port_and_db(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("REDIS_HOST", "ignored")
+    clean_env.setenv("REDIS_URL", "redis://elsewhere:1234/9")
+    s = Settings()
+    assert s.url == "redis://elsewhere:1234/9"
+    assert s.embedded is False
+
+
+@pytest.mark.parametrize("bad", ["", ":", "a{b}", "a*", "x?", "[x]", "a\\b", "a\nb", "a\x7f"])
+def test_a_bad_prefix_is_refused(bad: str) -> None:
+    with pytest.raises(ValidationError, match="key prefix"):
+        Settings(key_prefix=bad)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"ttl_seconds": 0}, {"ttl_seconds": -5}, {"redis_port": 0}, {"max_message_bytes": 0}],
+)
+def test_out_of_range_values_are_refused(values: dict[str, int]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**values)
+
+
+def test_the_store_takes_its_configuration_from_settings() -> None:
+    client = fakeredis.FakeRedis(protocol=2)
+    store = ConversationStore(client, settings=Settings(key_prefix="svc:", ttl_seconds=10))
+    assert store.keys.prefix == "svc"
+    assert store.config.ttl_ms == 10_000
+    store.append("c", [{"role": "user", "content": "x"}])
+    assert {k.decode() for k in client.keys("*")} >= {"svc:c:{c}:s", "svc:c:{c}:h", "svc:x:all"}
+    assert 0 < client.pttl("svc:c:{c}:s") <= 10_000
+    override = ConversationStore(client, settings=Settings(), key_prefix="other", ttl=3)
+    assert (override.keys.prefix, override.config.ttl_ms) == ("other", 3000)
+    with pytest.raises(InvalidInput, match="ttl must be a positive number"):
+        ConversationStore(client, settings=Settings(), ttl=0)
+
+
+def test_importing_the_library_reads_no_environment() -> None:
+    env = {**os.environ, "REDIS_PORT": "not-a-number", "CACHE_TTL_AGENT_MEMORY": "-1"}
+    code = (
+        "import sys, agent_memory, agent_memory.store, agent_memory.aio, agent_memory.langchain\n"
+        "assert 'fastapi' not in sys.modules, 'the library must not import FastAPI'\n"
+        "print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
