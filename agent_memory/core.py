@@ -43,7 +43,9 @@ from agent_memory.settings import Settings
 T = TypeVar("T")
 InputMessage = BaseMessage | Mapping[str, Any]
 
-_CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
+_CURSOR = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")  # ASCII digits only (\d is Unicode)
+_MAX_U64 = 2**64 - 1
+_LAST_ID = f"{_MAX_U64}-{_MAX_U64}"
 _UNSET: Any = object()
 MAX_TITLE_LENGTH = 1024
 
@@ -284,7 +286,11 @@ def _pairs(reply: Sequence[Any]) -> list[tuple[str, float]]:
 def _check_cursor(value: str | None, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _CURSOR.fullmatch(value):
+    if (
+        not isinstance(value, str)
+        or not _CURSOR.fullmatch(value)
+        or any(int(part) > _MAX_U64 for part in value.split("-"))
+    ):
         raise InvalidCursor(f"{name} must be a message cursor like '1700000000000-0'", field=name)
     return value
 
@@ -494,6 +500,8 @@ class StoreCore:
         limit = _check_limit(limit)
         low = "(" + a if (a := _check_cursor(after, "after")) else "-"
         high = "(" + b if (b := _check_cursor(before, "before")) else "+"
+        if a == _LAST_ID or b == "0-0":  # nothing lies beyond these; Redis would reject the bound
+            low, high = "+", "-"  # an empty range
         newest_first = limit is not None and after is None
         if limit is None:
             read = Call(("XRANGE", keys.stream, low, high))
