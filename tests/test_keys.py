@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
+import fakeredis
 import pytest
+from conftest import make_settings
 from drivers import Driver
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agent_memory import ConversationNotFound, InvalidConversationId
+from agent_memory import ConversationNotFound, ConversationStore, InvalidConversationId
 from agent_memory.keys import (
     MAX_ID_LENGTH,
     KeySchema,
@@ -26,6 +28,7 @@ NASTY += ["\\", "a\\*", ":", "c:{x}:s", "x}:s", "*:*", "[^a]", "a-b", "ü{é}", 
 ids = st.text(min_size=1, max_size=40)
 special_heavy = st.text(alphabet=st.sampled_from("%{}*?[]\\:a-^bé🙂"), min_size=1, max_size=20)
 GLOB_CHARS = set("*?[]\\")
+valid_ids = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30)
 
 
 @given(st.one_of(ids, special_heavy))
@@ -154,3 +157,20 @@ async def test_delete_user_with_a_glob_like_id_erases_only_that_user(drv: Driver
     assert await drv.delete_user("[ab]") == 1
     left = sorted(c.user_id or "" for c in (await drv.list_conversations(limit=100)).items)
     assert left == sorted(u for u in NASTY if u not in ("*", "[ab]"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(special_heavy, valid_ids), min_size=2, max_size=5, unique=True))
+def test_generated_ids_never_touch_each_others_keys(conversation_ids: list[str]) -> None:
+    client = fakeredis.FakeRedis(protocol=2)
+    store = ConversationStore(client, settings=make_settings())
+    for cid in conversation_ids:
+        store.append(cid, [{"role": "user", "content": cid, "id": "same-id"}])
+    victim, *others = conversation_ids
+    assert store.delete_conversation(victim) is True
+    assert store.get_messages(victim) == []
+    for cid in others:
+        assert [m.record["content"] for m in store.get_messages(cid)] == [cid]
+    listed = {c.id for c in store.list_conversations(limit=10).items}
+    assert listed == set(others)
+    client.close()
