@@ -151,12 +151,16 @@ class Sentinel:
 
 # -- TLS ------------------------------------------------------------------------------------
 class TlsServer:
-    """A redis-server listening with TLS only (``--port 0 --tls-port N``)."""
+    """A redis-server listening with TLS only (``--port 0 --tls-port N``) that requires a
+    client certificate signed by ``ca`` (``--tls-auth-clients yes``)."""
 
-    def __init__(self, root: Path, cert: Path, key: Path, ca: Path, *extra: str) -> None:
+    def __init__(
+        self, root: Path, cert: Path, key: Path, ca: Path, *, client_cert: tuple[Path, Path]
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.tls_port = free_port()
         self.log_path = root / "redis.log"
+        self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
                 binary("redis-server"),
@@ -179,17 +183,25 @@ class TlsServer:
                 "--tls-ca-cert-file",
                 str(ca),
                 "--tls-auth-clients",
-                "optional",
-                *extra,
+                "yes",
             ],
-            stdout=self.log_path.open("ab"),
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        with redis.Redis(port=self.tls_port, ssl=True, ssl_ca_certs=str(ca), socket_timeout=1) as c:
-            wait_for(c.ping, 10, f"TLS PING (log: {self.log_path})")
+        probe = redis.Redis(
+            port=self.tls_port,
+            ssl=True,
+            ssl_ca_certs=str(ca),
+            ssl_certfile=str(client_cert[0]),
+            ssl_keyfile=str(client_cert[1]),
+            socket_timeout=1,
+        )
+        with probe:
+            wait_for(probe.ping, 10, f"TLS PING (log: {self.log_path})")
 
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+        self.log.close()
