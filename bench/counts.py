@@ -9,8 +9,8 @@ count too), without the counting client's own CONFIG/INFO.
 from __future__ import annotations
 
 import contextlib
-import json
 import functools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +20,10 @@ import redis.asyncio.connection
 import redis.connection
 from langchain_core.messages import BaseMessage, message_to_dict
 
-from bench import data
-from bench.subjects import Subject
 from agent_memory.codec import encode_record, record_from_langchain
 from agent_memory.keys import KeySchema
+from bench import data
+from bench.subjects import Subject
 
 
 class RoundTrips:
@@ -59,9 +59,7 @@ class RoundTrips:
 
 def _commands(control: redis.Redis) -> int:
     stats: dict[str, Any] = control.info("commandstats")
-    return sum(
-        int(v["calls"]) for k, v in stats.items() if not k.startswith(("config", "info"))
-    )
+    return sum(int(v["calls"]) for k, v in stats.items() if not k.startswith(("config", "info")))
 
 
 @dataclass(frozen=True)
@@ -86,25 +84,29 @@ def count_operations(control: redis.Redis, subjects: Sequence[Subject], k: int) 
     """Each operation ``k`` times per subject, after untimed seeding and a warm-up."""
     out: list[Count] = []
     for s in subjects:
-        tag = f"count-{s.name}"
-        singles = data.conversation(f"{tag}-1", k)
-        batches = [data.conversation(f"{tag}-10-{i}", 10) for i in range(k)]
-        turns = [(f"{tag}-t", data.human(i), data.ai_tool_call(tag, i)) for i in range(k)]
-        s.prepare(singles + [m for b in batches for m in b] + [m for t in turns for m in t[1:]])
-        read_sid = f"{tag}-r"
-        s.seed(read_sid, data.conversation(read_sid, 50))
-        s.seed(f"{tag}-t", data.conversation(f"{tag}-t0", 2))
-        s.read([read_sid, f"{tag}-1", f"{tag}-10"])  # connections and scripts ready
-        ops: list[tuple[str, Callable[[], object]]] = [
-            ("add_message", lambda: s.add_each(f"{tag}-1", singles)),
-            ("add_messages (10)", lambda: s.add_batches(f"{tag}-10", batches)),
-            ("read 50 messages", lambda: s.read([read_sid] * k)),
-            ("agent turn", lambda: s.turns(turns)),
-            ("new object + read", lambda: s.fresh_reads([read_sid] * k)),
-        ]
-        out += [measure(control, s, name, run, k) for name, run in ops]
+        out += _count_subject(control, s, k)
         s.reset()
     return out
+
+
+def _count_subject(control: redis.Redis, s: Subject, k: int) -> list[Count]:
+    tag = f"count-{s.name}"
+    singles = data.conversation(f"{tag}-1", k)
+    batches = [data.conversation(f"{tag}-10-{i}", 10) for i in range(k)]
+    turns = [(f"{tag}-t", data.human(i), data.ai_tool_call(tag, i)) for i in range(k)]
+    s.prepare(singles + [m for b in batches for m in b] + [m for t in turns for m in t[1:]])
+    read_sid = f"{tag}-r"
+    s.seed(read_sid, data.conversation(read_sid, 50))
+    s.seed(f"{tag}-t", data.conversation(f"{tag}-t0", 2))
+    s.read([read_sid, f"{tag}-1", f"{tag}-10"])  # connections and scripts ready
+    ops: list[tuple[str, Callable[[], object]]] = [
+        ("add_message", lambda: s.add_each(f"{tag}-1", singles)),
+        ("add_messages (10)", lambda: s.add_batches(f"{tag}-10", batches)),
+        ("read 50 messages", lambda: s.read([read_sid] * k)),
+        ("agent turn", lambda: s.turns(turns)),
+        ("new object + read", lambda: s.fresh_reads([read_sid] * k)),
+    ]
+    return [measure(control, s, name, run, k) for name, run in ops]
 
 
 @dataclass(frozen=True)
