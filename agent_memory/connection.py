@@ -38,6 +38,11 @@ from agent_memory.errors import AgentMemoryError, ServerUnsupported, StoreUnavai
 from agent_memory.settings import Settings
 
 _RETRY_ON = (ConnectionError, TimeoutError, BusyLoadingError)
+# Timeouts are not retried: a server that accepts connections but does not answer (frozen,
+# swapping) would otherwise cost (1 + retries) x socket_timeout (6 s by default) before the
+# caller (or the API's 503) hears of it; one socket_timeout is the bound. Refused or reset
+# connections are retried with backoff: they fail fast, and a restart is over quickly.
+_RETRIED = (ConnectionError, BusyLoadingError)
 _UNAVAILABLE = (*_RETRY_ON, ClusterDownError, TryAgainError)
 
 
@@ -102,7 +107,7 @@ def sync_client(settings: Settings) -> redis.Redis:
     sends (the store detects it and keeps each script within one hash slot)."""
     from redis.retry import Retry
 
-    retry = Retry(_backoff(), settings.retries, supported_errors=_RETRY_ON)
+    retry = Retry(_backoff(), settings.retries, supported_errors=_RETRIED)
     if settings.sentinels:
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             settings.sentinels, sentinel_kwargs=_sentinel_kwargs(settings)
@@ -123,7 +128,7 @@ def async_client(settings: Settings) -> redis.asyncio.Redis:
     """The asyncio twin of :func:`sync_client`."""
     from redis.asyncio.retry import Retry
 
-    retry = Retry(_backoff(), settings.retries, supported_errors=_RETRY_ON)
+    retry = Retry(_backoff(), settings.retries, supported_errors=_RETRIED)
     if settings.sentinels:
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             settings.sentinels, sentinel_kwargs=_sentinel_kwargs(settings)
