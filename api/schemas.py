@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent_memory.models import ContentBlock, Conversation, Message, Role, ToolCall
 
 MAX_ID_LENGTH = 256
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters (the library's rule)
+CURSOR_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 
 
 class ErrorDetail(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 from api.schemas import ErrorBody
 
 _DESCRIPTIONS = {
+    400: "The request body cannot be decoded",
     401: "Missing or invalid API key",
     403: "This key may not use this route",
     404: "No such conversation (or another tenant's)",
@@ -19,8 +20,8 @@ _DESCRIPTIONS = {
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the given error statuses (422 and 503 always apply)."""
+    """OpenAPI entries for the given error statuses (400, 422 and 503 always apply)."""
     return {
         s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]}
-        for s in sorted({*statuses, 422, 503})
+        for s in sorted({*statuses, 400, 422, 503})
     }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from agent_memory.errors import ConversationNotFound
 from api.deps import State, Store
 from api.errors import ApiError
 from api.routes import errors
 from api.schemas import (
+    ID_PATTERN,
     MAX_ID_LENGTH,
     ConversationCreate,
     ConversationList,
@@ -21,7 +22,17 @@ from api.schemas import (
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
-IdQuery = Query(min_length=1, max_length=MAX_ID_LENGTH)
+IdQuery = Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+ConversationId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Any id without control characters, URL-encoded (`/` cannot be addressed).",
+    ),
+]
+IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,15}"?)$'
 
 
 def page_limit(state: State, limit: int | None, default: int) -> int:
@@ -90,7 +101,7 @@ async def delete_user_conversations(store: Store, user_id: Annotated[str, IdQuer
 
 @router.get("/{conversation_id}", response_model=ConversationOut, responses=errors(401, 404))
 async def get_conversation(
-    conversation_id: str, store: Store, response: Response
+    conversation_id: ConversationId, store: Store, response: Response
 ) -> ConversationOut:
     """Metadata, message count, version (also as ETag) and ``expires_at``."""
     conversation = await store.get_conversation(conversation_id)
@@ -100,11 +111,11 @@ async def get_conversation(
 
 @router.patch("/{conversation_id}", response_model=ConversationOut, responses=errors(401, 404, 412))
 async def update_conversation(
-    conversation_id: str,
+    conversation_id: ConversationId,
     body: ConversationUpdate,
     store: Store,
     response: Response,
-    if_match: Annotated[str | None, Header(max_length=64)] = None,
+    if_match: Annotated[str | None, Header(pattern=IF_MATCH_PATTERN)] = None,
 ) -> ConversationOut:
     """Set (or, with null, remove) title and metadata. With ``If-Match: "<version>"`` or
     ``version`` in the body, only if the conversation is still at that version (412 if not)."""
@@ -120,7 +131,7 @@ async def update_conversation(
 
 
 @router.delete("/{conversation_id}", status_code=204, responses=errors(401, 404))
-async def delete_conversation(conversation_id: str, store: Store) -> Response:
+async def delete_conversation(conversation_id: ConversationId, store: Store) -> Response:
     """Delete the conversation and all its keys."""
     if not await store.delete_conversation(conversation_id):
         raise ConversationNotFound(conversation_id)

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Header, Query
 from agent_memory.codec import StoredMessage
 from api.deps import State, Store
 from api.routes import errors
-from api.routes.conversations import page_limit
-from api.schemas import MessageList, MessagesIn, StoredMessageOut
+from api.routes.conversations import ConversationId, page_limit
+from api.schemas import CURSOR_PATTERN, MessageList, MessagesIn, StoredMessageOut
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"])
 
 DEFAULT_PAGE = 100
-Cursor = Annotated[str | None, Query(max_length=64, description="A message cursor")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="A message's `cursor`")]
 
 
 def _out(messages: list[StoredMessage]) -> MessageList:
@@ -26,11 +26,11 @@ def _out(messages: list[StoredMessage]) -> MessageList:
     "/{conversation_id}/messages",
     status_code=201,
     response_model=MessageList,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=errors(401, 413),
 )
 async def append_messages(
-    conversation_id: str,
+    conversation_id: ConversationId,
     body: MessagesIn,
     store: Store,
     state: State,
@@ -49,11 +49,11 @@ async def append_messages(
 @router.get(
     "/{conversation_id}/messages",
     response_model=MessageList,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=errors(401, 404),
 )
 async def get_messages(
-    conversation_id: str,
+    conversation_id: ConversationId,
     store: Store,
     state: State,
     limit: Annotated[int | None, Query(ge=1)] = None,
