@@ -112,7 +112,7 @@ async def test_patch_with_if_match_and_body_version(client: httpx.AsyncClient) -
     unconditional = await client.patch(f"{BASE}/c", json={"metadata": {"b": 2}})
     assert unconditional.json()["metadata"] == {"b": 2}
     bad = await client.patch(f"{BASE}/c", json={}, headers={"If-Match": "abc"})
-    assert_error(bad, 422, "invalid_input", "If-Match")
+    assert_error(bad, 422, "invalid_input", "if-match")
     assert_error(await client.patch(f"{BASE}/nope", json={"title": "x"}), 404, "not_found")
 
 

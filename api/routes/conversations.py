@@ -55,7 +55,7 @@ def parse_if_match(value: str | None) -> int | None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
     if not text.isascii() or not text.isdigit() or len(text) > 15:
-        raise ApiError(422, 'If-Match must be a version ETag like "3"', field="If-Match")
+        raise ApiError(422, 'If-Match must be a version ETag like "3"', field="if-match")
     return int(text)
 
 
