@@ -281,6 +281,12 @@ def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
             f"messages[{index}] is {len(payload)} bytes encoded; the limit is {max_bytes}",
             field=f"messages[{index}]",
         )
+    if decode_payload(payload) != rec:  # JSON would change it: refuse rather than alter
+        raise InvalidMessage(
+            f"messages[{index}] would not read back as written: JSON objects need string keys "
+            "and tuples would come back as lists",
+            field=f"messages[{index}]",
+        )
     return payload
 
 

@@ -82,6 +82,11 @@ async def test_bad_conversation_ids_are_refused_everywhere(
         ({"role": "narrator", "content": "x"}, "messages[1].role"),
         ({"content": "x"}, "messages[1].role"),
         (None, "must be a LangChain message or a mapping"),
+        (HumanMessage("x", additional_kwargs={1: "int key"}), "would not read back as written"),
+        (
+            AIMessage("x", tool_calls=[{"name": "f", "args": {"t": (1, 2)}, "id": "c"}]),
+            "would not read back as written",
+        ),
     ],
 )
 async def test_unstorable_messages_are_refused_and_nothing_is_stored(
