@@ -422,3 +422,22 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     assert f"{BASE}/{{conversation_id}}/messages" in schema["paths"]
     assert (await client.get("/docs")).status_code == 200
     json.dumps(schema)
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"before": "0-0"}, 200),
+        ({"after": "18446744073709551615-18446744073709551615", "limit": 5}, 200),
+        ({"after": "99999999999999999999-0"}, 422),
+        ({"before": "١٢-٣"}, 422),
+    ],
+)
+async def test_cursors_at_the_edges_of_the_id_space(
+    client: httpx.AsyncClient, params: dict[str, Any], status: int
+) -> None:
+    await post_messages(client, "c", [user("x")])
+    response = await client.get(f"{BASE}/c/messages", params=params)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json() == {"messages": []}
