@@ -265,3 +265,28 @@ def test_fsync_ack_on_a_server_without_waitaof_raises_server_unsupported(
     assert len(plain.get_messages("c")) == 1
     store.close()
     plain.close()
+
+
+def test_messages_acknowledged_by_the_api_survive_kill_9(server: RedisProcess) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(make_settings(redis_url=f"{server.url}/{DB}"))
+    acknowledged: list[dict[str, Any]] = []
+    with TestClient(app) as client:
+        client.post("/api/v1/conversations", json={"id": "api-1", "user_id": "u", "title": "T"})
+        for i in range(10):
+            batch = [{"role": "user", "content": f"{i}.{j} ✓", "id": f"{i}.{j}"} for j in range(3)]
+            reply = client.post("/api/v1/conversations/api-1/messages", json={"messages": batch})
+            assert reply.status_code == 201
+            acknowledged += reply.json()["messages"]
+        head = client.get("/api/v1/conversations/api-1").json()
+        before = snapshot(server.client(db=DB))
+        server.kill()
+        server.start()
+        assert snapshot(server.client(db=DB)) == before
+        after = client.get("/api/v1/conversations/api-1/messages", params={"limit": 100}).json()
+        assert after["messages"] == acknowledged  # same ids, cursors, created_at, content
+        assert client.get("/api/v1/conversations/api-1").json()["expires_at"] == head["expires_at"]
+    assert len(acknowledged) == 30
