@@ -49,6 +49,8 @@ class AsyncConversationStore(StoreBase[Redis]):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        for sentinel in connection.sentinel_clients(self._client):
+            await sentinel.aclose()
 
     async def __aenter__(self) -> AsyncConversationStore:
         return self

@@ -145,6 +145,13 @@ def async_client(settings: Settings) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(settings.url, retry=retry, **client_kwargs(settings))
 
 
+def sentinel_clients(client: object) -> list[Any]:
+    """The clients of the sentinels behind a ``master_for`` client (none for other clients):
+    closing the master client leaves them open, so the stores close them too."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(getattr(manager, "sentinels", ()))
+
+
 def translate(exc: RedisError) -> AgentMemoryError:
     """The agent-memory error for a redis-py error (raise it ``from exc``)."""
     if isinstance(exc, _UNAVAILABLE):

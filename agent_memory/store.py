@@ -45,6 +45,8 @@ class ConversationStore(StoreBase[Redis]):
 
     def close(self) -> None:
         self._client.close()
+        for sentinel in connection.sentinel_clients(self._client):
+            sentinel.close()
 
     def __enter__(self) -> ConversationStore:
         return self

@@ -138,6 +138,9 @@ class Sentinel:
         with redis.Redis(port=self.port, socket_timeout=1) as probe:
             wait_for(probe.ping, 10, "the sentinel to answer PING")
 
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
+
     def master_port(self, name: str = "mymaster") -> int:
         with redis.Redis(port=self.port, socket_timeout=1) as c:
             _, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
