@@ -142,28 +142,15 @@ class ServerInfo:
         )
 
     def risks(self) -> list[str]:
-        """Plain-words warnings: how stored memory could be evicted or lost."""
-        out: list[str] = []
-        if self.maxmemory_policy is None:
-            out.append("the server does not report its eviction policy (INFO unavailable)")
-        elif self.maxmemory_policy != "noeviction":
-            out.append(
-                f"maxmemory-policy is {self.maxmemory_policy}: Redis may evict conversations "
-                "when memory is full (use noeviction)"
-            )
-        if self.aof_enabled is None:
-            out.append("the server does not report whether AOF is on (INFO unavailable)")
-        elif not self.aof_enabled:
-            out.append(
-                "AOF is off: acknowledged messages can be lost when Redis restarts "
-                "(use appendonly yes)"
-            )
-        elif self.appendfsync == "no":
-            out.append(
-                "appendfsync is 'no': the OS decides when to write the AOF to disk, so a crash "
-                "can lose more than a second of messages (use everysec or always)"
-            )
-        return out
+        """Plain-words warnings: how stored memory could be evicted or lost (the same checks
+        as ``agent-memory doctor``, in :mod:`agent_memory.doctor`)."""
+        from agent_memory import doctor
+
+        findings = (
+            doctor.check_eviction(self.maxmemory_policy),
+            doctor.check_aof(self.aof_enabled, self.appendfsync),
+        )
+        return [f.message for f in findings if f.level != "ok"]
 
 
 _SUMMED_INFO = (

@@ -48,8 +48,15 @@ class ServerFacts:
 # -- the checks: pure ----------------------------------------------------------------------
 
 
-def check_aof(info: Mapping[str, Any], appendfsync: str | None) -> Finding:
-    if str(info.get("aof_enabled", "0")) != "1":
+def check_aof(aof_enabled: bool | None, appendfsync: str | None) -> Finding:
+    """Persistence; ``aof_enabled`` None when the server does not say (INFO disabled)."""
+    if aof_enabled is None:
+        return Finding(
+            "warning",
+            "persistence",
+            "the server does not report whether AOF is on (INFO unavailable): check it by hand.",
+        )
+    if not aof_enabled:
         return Finding(
             "risk",
             "persistence",
@@ -75,8 +82,15 @@ def check_aof(info: Mapping[str, Any], appendfsync: str | None) -> Finding:
     return Finding("ok", "persistence", "AOF is on (fsync policy unknown: CONFIG GET refused).")
 
 
-def check_eviction(info: Mapping[str, Any]) -> Finding:
-    policy = str(info.get("maxmemory_policy", "unknown"))
+def check_eviction(policy: str | None) -> Finding:
+    """Eviction; ``policy`` None when the server does not say (INFO disabled)."""
+    if policy is None:
+        return Finding(
+            "warning",
+            "eviction",
+            "the server does not report its eviction policy (INFO unavailable): make sure it "
+            "is noeviction.",
+        )
     if policy == "noeviction":
         return Finding(
             "ok", "eviction", "maxmemory-policy is noeviction: Redis never deletes memory."
@@ -171,11 +185,21 @@ def assess(facts: ServerFacts, prefix: str) -> list[Finding]:
     """Every finding about a reachable server."""
     return [
         check_version(facts.info, facts.waitaof),
-        check_aof(facts.info, facts.appendfsync),
-        check_eviction(facts.info),
+        check_aof(_aof_enabled(facts.info), facts.appendfsync),
+        check_eviction(_policy(facts.info)),
         check_memory(facts.info),
         check_ttl(facts.keys_scanned, facts.keys_without_ttl, facts.examples_without_ttl, prefix),
     ]
+
+
+def _aof_enabled(info: Mapping[str, Any]) -> bool | None:
+    value = info.get("aof_enabled")
+    return None if value is None else str(value) == "1"
+
+
+def _policy(info: Mapping[str, Any]) -> str | None:
+    value = info.get("maxmemory_policy")
+    return None if value is None else str(value)
 
 
 def unreachable(error: Exception) -> Finding:

@@ -48,10 +48,16 @@ def test_fsync_left_to_the_os_is_a_warning_not_a_risk() -> None:
     "policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-ttl"]
 )
 def test_every_evicting_policy_is_a_risk(policy: str) -> None:
-    finding = d.check_eviction({**SAFE, "maxmemory_policy": policy})
+    finding = d.check_eviction(policy)
     assert finding.level == "risk"
     assert "noeviction" in finding.message
     assert ("TTL" in finding.message) == policy.startswith("volatile")
+
+
+def test_a_server_that_does_not_report_is_a_warning_not_ok() -> None:
+    facts = d.ServerFacts({"redis_version": "7.2.4", "used_memory": 1, "maxmemory": 10})
+    levels = _levels(facts)
+    assert levels["persistence"] == levels["eviction"] == "warning"
 
 
 def test_memory_headroom() -> None:
