@@ -47,10 +47,16 @@ class Topology:
 
 @pytest.fixture
 def topology(tmp_path: Path) -> Iterator[Topology]:
-    primary = node(tmp_path / "primary")
-    replica = node(tmp_path / "replica", "--replicaof", "127.0.0.1", str(primary.port))
-    with replica.client() as r:
-        wait_for(lambda: r.info("replication")["master_link_status"] == "up", 10, "replication")
+    no_delay = ("--repl-diskless-sync-delay", "0")  # default: wait 5 s for more replicas
+    primary = node(tmp_path / "primary", *no_delay)
+    replica = node(tmp_path / "replica", *no_delay, "--replicaof", "127.0.0.1", str(primary.port))
+    with primary.client() as p:
+        # Online on the master's side, not just "link up" on the replica's: after a diskless
+        # sync the master streams nothing to the replica until its first REPLCONF ACK (up to
+        # 1 s later), and a failover in that window loses every write since the sync.
+        wait_for(
+            lambda: "online" in str(p.info("replication").get("slave0", "")), 10, "replication"
+        )
     sentinel = Sentinel(tmp_path / "sentinel", primary.port)
     with sentinel.client() as s:
         wait_for(lambda: s.sentinel_slaves("mymaster"), 15, "the sentinel to see the replica")
