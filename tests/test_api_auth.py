@@ -160,3 +160,21 @@ def test_api_keys_setting_is_parsed_and_malformed_entries_rejected() -> None:
     assert parse_api_keys(" k1:ta , k2:tb ,") == {"k1": "ta", "k2": "tb"}
     with pytest.raises(ValueError, match="key:tenant"):
         parse_api_keys("k1")
+
+
+async def test_without_keys_the_api_is_open_and_warns_at_startup(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="agent_memory.api"):
+        async with api_client(backend) as client:
+            assert (await client.get(BASE)).status_code == 200
+    assert any("WITHOUT authentication" in r.getMessage() for r in caplog.records)
+
+
+async def test_with_keys_there_is_no_startup_warning(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="agent_memory.api"):
+        async with api_client(backend, api_keys=TENANT_KEYS):
+            pass
+    assert not any("WITHOUT authentication" in r.getMessage() for r in caplog.records)
