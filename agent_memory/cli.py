@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -49,16 +50,67 @@ def _redis_for(settings: Settings) -> Iterator[Settings]:
     from agent_memory.embedded import RedisProcess
 
     server = RedisProcess(settings.data_dir / "redis", appendonly=True)
+    with _only_server_of(server.data_dir) as record:
+        try:
+            server.start()
+            record(server.pid, server.port)
+            typer.echo(
+                f"agent-memory: embedded Redis at {server.url} (DB {settings.redis_db}), "
+                f"data (AOF) in {server.data_dir}"
+            )
+            yield settings.model_copy(update={"redis_url": f"{server.url}/{settings.redis_db}"})
+        finally:
+            server.stop()
+            typer.echo("agent-memory: embedded Redis stopped")
+
+
+@contextlib.contextmanager
+def _only_server_of(data_dir: Path) -> Iterator[Callable[[int | None, int], None]]:
+    """Refuse a second embedded server on one data directory: two servers appending to one
+    AOF corrupt it. A lock held while ``serve`` runs keeps out a concurrent ``serve``; the pid
+    written in it catches a server left running by a ``serve`` that was SIGKILLed."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "serve.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _refuse(f"another 'agent-memory serve' is using {data_dir}")
+        lock.seek(0)
+        orphan = _live_server(lock.read().split())
+        if orphan:
+            _refuse(
+                f"an embedded server from an earlier run still uses {data_dir} (pid {orphan[0]},"
+                f" port {orphan[1]}); stop it first: redis-cli -p {orphan[1]} shutdown"
+            )
+
+        def record(pid: int | None, port: int) -> None:
+            lock.truncate(0)
+            lock.write(f"{pid} {port}\n")
+            lock.flush()
+
+        try:
+            yield record
+        finally:
+            lock.truncate(0)
+
+
+def _live_server(fields: list[str]) -> tuple[int, int] | None:
+    """(pid, port) from the lock file if that process still runs a redis/valkey server."""
+    if len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return None
+    pid, port = int(fields[0]), int(fields[1])
     try:
-        server.start()
-        typer.echo(
-            f"agent-memory: embedded Redis at {server.url} (DB {settings.redis_db}), "
-            f"data (AOF) in {server.data_dir}"
-        )
-        yield settings.model_copy(update={"redis_url": f"{server.url}/{settings.redis_db}"})
-    finally:
-        server.stop()
-        typer.echo("agent-memory: embedded Redis stopped")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return (pid, port) if b"redis-server" in cmdline or b"valkey-server" in cmdline else None
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"agent-memory: {message}", err=True)
+    raise typer.Exit(1)
 
 
 @app.command()

