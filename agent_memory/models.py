@@ -47,6 +47,9 @@ class Message(BaseModel):
     status: Literal["success", "error"] | None = None
     artifact: Any = None
     chat_role: str | None = None
+    extra: dict[str, Any] | None = Field(
+        None, description="attributes a LangChain message carried beyond its declared fields"
+    )
 
     @model_validator(mode="after")
     def _role_fields(self) -> Message:

@@ -67,6 +67,11 @@ FIDELITY: list[tuple[str, BaseMessage, BaseMessage]] = [
     ),
     ("human unicode", HumanMessage("héllo 🙂 \u0000 \n\t"), HumanMessage("héllo 🙂 \u0000 \n\t")),
     ("human empty", HumanMessage(""), HumanMessage("")),
+    (
+        "human with an undeclared attribute",
+        HumanMessage("tagged", trace_id="t-9"),
+        HumanMessage("tagged", trace_id="t-9"),
+    ),
     ("ai plain", AIMessage("hi"), AIMessage("hi")),
     ("ai every field", AI_FULL, AI_FULL),
     (
