@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import uuid
 from collections.abc import Generator, Iterable, Mapping, Sequence
@@ -439,7 +440,7 @@ class StoreCore:
             return []
         # Every call carries a token, so a retry of this very call (by redis-py after a lost
         # reply, or by the caller with the same idempotency key) replays instead of re-adding.
-        token = idempotency_token(idempotency_key or uuid.uuid4().hex)
+        token = idempotency_token(idempotency_key) if idempotency_key else os.urandom(12).hex()
         argv = [self.config.ttl_ms, conversation_id, token, *argv]
         batch = [Call.run(scripts.APPEND, keys, argv)]
         if self.config.fsync_ack:

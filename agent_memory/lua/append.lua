@@ -15,17 +15,17 @@ local function stored(cursor)
   return entry[2][2]
 end
 
+-- KEYS[4] holds (token, 'cursor,cursor,...') pairs, newest first: the token is found by LPOS
+-- in C (a token is hex, a cursor list never is), not by scanning the list in Lua.
 if token ~= '' then
-  for _, rec in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
-    local sep = string.find(rec, '|', 1, true)
-    if string.sub(rec, 1, sep - 1) == token then
-      local out = {}
-      for cursor in string.gmatch(string.sub(rec, sep + 1), '[^,]+') do
-        out[#out + 1] = cursor
-        out[#out + 1] = stored(cursor)
-      end
-      return with_index_info(out, now_ms())
+  local at = redis.call('LPOS', KEYS[4], token)
+  if at then
+    local out = {}
+    for cursor in string.gmatch(redis.call('LINDEX', KEYS[4], at + 1) or '', '[^,]+') do
+      out[#out + 1] = cursor
+      out[#out + 1] = stored(cursor)
     end
+    return with_index_info(out, now_ms())
   end
 end
 
@@ -61,8 +61,8 @@ end
 redis.call('HINCRBY', KEYS[2], 'message_count', added)
 redis.call('HSET', KEYS[2], 'updated_at', now)
 if token ~= '' then
-  redis.call('LPUSH', KEYS[4], token .. '|' .. table.concat(cursors, ','))
-  redis.call('LTRIM', KEYS[4], 0, 15)
+  redis.call('LPUSH', KEYS[4], table.concat(cursors, ','), token)
+  redis.call('LTRIM', KEYS[4], 0, 31)
 end
 touch_conversation(conv_id, now, ttl)
 return with_index_info(out, now)
