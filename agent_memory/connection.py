@@ -15,6 +15,7 @@ master of ``REDIS_SENTINEL_MASTER``, found again after a failover); TLS for all 
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -28,6 +29,7 @@ from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TimeoutError,
@@ -117,9 +119,12 @@ def sync_client(settings: Settings) -> redis.Redis:
         )
         return master
     if settings.redis_cluster:
-        cluster = redis.cluster.RedisCluster.from_url(
-            settings.url, retry=retry, **client_kwargs(settings)
-        )
+        try:  # redis-py's sync RedisCluster connects here, to learn the slot map
+            cluster = redis.cluster.RedisCluster.from_url(
+                _cluster_url(settings), retry=retry, **client_kwargs(settings)
+            )
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailable(f"Redis Cluster is unreachable: {exc}") from exc
         return cast(redis.Redis, cluster)
     return redis.Redis.from_url(settings.url, retry=retry, **client_kwargs(settings))
 
@@ -139,10 +144,21 @@ def async_client(settings: Settings) -> redis.asyncio.Redis:
         return master
     if settings.redis_cluster:
         cluster = redis.asyncio.cluster.RedisCluster.from_url(
-            settings.url, retry=retry, **client_kwargs(settings)
+            _cluster_url(settings), retry=retry, **client_kwargs(settings)
         )
         return cast(redis.asyncio.Redis, cluster)
     return redis.asyncio.Redis.from_url(settings.url, retry=retry, **client_kwargs(settings))
+
+
+def _cluster_url(settings: Settings) -> str:
+    """``settings.url``, refused with a clear message when it names a database other than 0."""
+    db = urlsplit(settings.url).path.strip("/")
+    if db not in ("", "0"):
+        raise AgentMemoryError(
+            f"REDIS_URL names database {db}, but a Redis Cluster has only database 0: drop it "
+            "from the URL; the key prefix (AGENT_MEMORY_PREFIX) isolates the services"
+        )
+    return settings.url
 
 
 def sentinel_clients(client: object) -> list[Any]:

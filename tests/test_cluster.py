@@ -8,8 +8,10 @@ all three primaries.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -18,8 +20,15 @@ import redis.cluster
 from cluster_fixtures import redis_cluster
 from conftest import make_settings
 
-from agent_memory import AsyncConversationStore, ConversationNotFound, ConversationStore
-from agent_memory.embedded import RedisProcess
+from agent_memory import (
+    AgentMemoryError,
+    AsyncConversationStore,
+    ConversationNotFound,
+    ConversationStore,
+    StoreUnavailable,
+)
+from agent_memory.core import Batch, Plan, StoreConfig, StoreCore
+from agent_memory.embedded import RedisProcess, free_port
 
 pytestmark = pytest.mark.redis_server
 PREFIX = "agent_memory"
@@ -178,3 +187,51 @@ async def test_async_store_on_the_cluster(cluster: list[RedisProcess]) -> None:
         assert (await store.list_conversations()).items == []
         await store.append("left", [{"role": "user", "content": "x"}])
         assert await store.clear_all() == 4  # stream, meta, tokens, and the global index
+
+
+def test_an_unreachable_cluster_is_store_unavailable() -> None:
+    settings = make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}", redis_cluster=True, connect_timeout=0.2
+    )
+    with pytest.raises(StoreUnavailable):
+        ConversationStore.from_settings(settings)
+
+
+def test_a_database_number_is_refused_in_cluster_mode() -> None:
+    settings = make_settings(redis_url="redis://127.0.0.1:7000/2", redis_cluster=True)
+    with pytest.raises(AgentMemoryError, match="only database 0"):
+        AsyncConversationStore.from_settings(settings)
+    host_settings = make_settings(redis_host="127.0.0.1", redis_cluster=True)
+    assert host_settings.url == "redis://127.0.0.1:6379"  # REDIS_DB_AI_AGENTS is ignored
+
+
+def _batches(plan: Plan[Any], replies: list[list[Any]]) -> list[Batch]:
+    """Drive a plan with canned replies; the batches it sent (one round trip each)."""
+    sent = [next(plan)]
+    with contextlib.suppress(StopIteration):
+        for reply in replies:
+            sent.append(plan.send(reply))
+    return sent
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_round_trips_of_an_append(cluster: bool) -> None:
+    core = StoreCore(StoreConfig.from_settings(make_settings(), cluster=cluster))
+    msg = [{"role": "user", "content": "x"}]
+    if not cluster:  # one script, the indexes updated inside it
+        batches = _batches(core.append("c", msg), [[[b"1-0", b""]]])
+        assert [[c.args[0] for c in b] for b in batches] == [["EVALSHA"]]
+        assert batches[0][0].args[2] == 5  # the conversation's keys and the global index
+        return
+    script_reply = [b"1-0", b"", 1700000000000, b"agent_memory:x:u:ada", b""]
+    batches = _batches(core.append("c", msg), [[script_reply], [1, 1, 0, 1, 1, 0]])
+    assert batches[0][0].args[2] == 4  # one hash slot: the conversation's keys only
+    assert [c.args for c in batches[1]] == [
+        ("ZADD", "agent_memory:x:all", 1700000000000, "c"),
+        ("PEXPIRE", "agent_memory:x:all", 2_592_000_000, "NX"),
+        ("PEXPIRE", "agent_memory:x:all", 2_592_000_000, "GT"),
+        ("ZADD", "agent_memory:x:u:ada", 1700000000000, "c"),
+        ("PEXPIRE", "agent_memory:x:u:ada", 2_592_000_000, "NX"),
+        ("PEXPIRE", "agent_memory:x:u:ada", 2_592_000_000, "GT"),
+    ]
+    assert len(batches) == 2
