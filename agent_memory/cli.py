@@ -147,14 +147,24 @@ def serve(
 
 
 def _settings_for(url: str | None) -> Settings:
-    """Settings from the environment, pointed at ``url`` when one is given."""
+    """Settings from the environment, pointed at ``url`` when one is given, else at the
+    embedded server a running ``serve`` has on the data directory (if any)."""
     settings = Settings()
+    if url is None and settings.embedded:
+        lock = settings.data_dir / "redis" / "serve.lock"
+        running = _live_server(lock.read_text().split()) if lock.exists() else None
+        if running:
+            url = f"redis://127.0.0.1:{running[1]}/{settings.redis_db}"
     return settings.model_copy(update={"redis_url": url}) if url else settings
 
 
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", help="Redis URL (default: REDIS_URL, or REDIS_HOST/PORT/DB)."),
+    typer.Option(
+        "--url",
+        help="Redis URL (default: REDIS_URL, or REDIS_HOST/PORT/DB, else the embedded server "
+        "of a running 'agent-memory serve' on AGENT_MEMORY_DATA_DIR).",
+    ),
 ]
 
 

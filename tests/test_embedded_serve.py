@@ -72,6 +72,16 @@ class Served:
         return self.proc.wait(timeout=30)
 
 
+def _cli(data_dir: Path, path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "agent-memory"), *args],
+        env=_env(data_dir, free_port(), path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -86,6 +96,11 @@ def _round_trip(tmp_path: Path, path: str) -> dict[str, Any]:
     assert first.http.post(url, json={"messages": sent}).status_code == 201
     meta = first.http.get("/api/v1/conversations/embedded-1").json()
     redis_port = first.redis_port()
+    doctor = _cli(data_dir, path, "doctor")  # finds the running embedded server by itself
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert f"127.0.0.1:{redis_port}/2" in doctor.stdout
+    export = _cli(data_dir, path, "export")
+    assert export.stdout.count('"type":"message"') == 5, export.stderr
     assert first.stop() == 0, first.output()
     assert not _accepts(redis_port)  # the embedded server was stopped with the API
     assert (data_dir / "redis" / "appendonlydir").is_dir()  # AOF in the data directory
@@ -118,16 +133,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
     data_dir = tmp_path / "data"
     first = Served(data_dir, path)
 
-    def second() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "agent-memory"), "serve"],
-            env=_env(data_dir, free_port(), path),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-
-    running = second()
+    running = _cli(data_dir, path, "serve")
     assert running.returncode == 1
     assert "another 'agent-memory serve' is using" in running.stderr
     assert first.http.get("/health").status_code == 200  # the first one is untouched
@@ -137,7 +143,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
     first.proc.kill()  # SIGKILL: serve cannot stop its server, which keeps running
     first.proc.wait()
     assert _accepts(redis_port)
-    orphan = second()
+    orphan = _cli(data_dir, path, "serve")
     assert orphan.returncode == 1
     assert f"redis-cli -p {redis_port} shutdown" in orphan.stderr
     pid = int(re.search(r"pid (\d+)", orphan.stderr).group(1))  # type: ignore[union-attr]
