@@ -269,6 +269,16 @@ def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) 
 
 def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
     """The JSON bytes stored in the stream entry; raises before anything is stored."""
+    try:  # orjson when it writes what reads back equal; else the json module decides
+        fast = orjson.dumps(rec)
+    except TypeError:
+        fast = None
+    if fast is not None and len(fast) <= max_bytes and decode_payload(fast) == rec:
+        return fast
+    return _encode_checked(rec, max_bytes, index)
+
+
+def _encode_checked(rec: Record, max_bytes: int, index: int) -> bytes:
     try:
         data = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
