@@ -106,7 +106,7 @@ def _match(presented: str, candidates: Mapping[str, T]) -> T | None:
     return found
 
 
-def tenant_store(request: Request) -> AsyncConversationStore:
+async def tenant_store(request: Request) -> AsyncConversationStore:
     state = get_state(request)
     if not state.auth_enabled:
         return state.store
@@ -119,7 +119,7 @@ def tenant_store(request: Request) -> AsyncConversationStore:
     raise ApiError(401, "invalid API key")
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     state = get_state(request)
     if not state.auth_enabled:
         return
@@ -131,7 +131,7 @@ def require_admin(request: Request) -> None:
     raise ApiError(401, "invalid API key")
 
 
-def require_any_key(request: Request) -> None:
+async def require_any_key(request: Request) -> None:
     state = get_state(request)
     if not state.auth_enabled:
         return
@@ -142,4 +142,12 @@ def require_any_key(request: Request) -> None:
 
 
 Store = Annotated[AsyncConversationStore, Depends(tenant_store)]
-State = Annotated[ApiState, Depends(get_state)]
+
+
+async def _state(request: Request) -> ApiState:
+    return get_state(request)
+
+
+# The dependencies are coroutines although they do no I/O: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hand-off that cost more than the whole Redis round trip.
+State = Annotated[ApiState, Depends(_state)]
