@@ -19,7 +19,7 @@ from agent_memory.settings import Settings
 from api import errors
 from api.deps import ApiState
 from api.routes import cache, conversations, health, messages, metrics
-from api.telemetry import Metrics
+from api.telemetry import Metrics, MetricsMiddleware
 
 log = logging.getLogger("agent_memory.api")
 
@@ -55,7 +55,7 @@ def create_app(
         title="agent-memory", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     errors.install(app)
-    app.middleware("http")(telemetry.middleware)
+    app.add_middleware(MetricsMiddleware, metrics=telemetry)
     for module in (health, conversations, messages, cache, metrics):
         app.include_router(module.router)
     return app

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -65,18 +65,34 @@ class Metrics:
         finally:
             self.store_ops.labels(operation).observe(time.perf_counter() - start)
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+
+class MetricsMiddleware:
+    """Pure ASGI middleware observing every HTTP request into ``metrics`` (Starlette's
+    ``BaseHTTPMiddleware`` would run each request in a task group with memory streams, at a
+    measurable cost). Add it with ``app.add_middleware(MetricsMiddleware, metrics=...)``."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_status)
         finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - start
-            self.requests.labels(request.method, route, str(status)).observe(elapsed)
+            self.metrics.requests.labels(scope["method"], route, str(status)).observe(elapsed)
             if status >= 400:
-                self.errors.labels(route, str(status)).inc()
+                self.metrics.errors.labels(route, str(status)).inc()
