@@ -180,7 +180,8 @@ class _Template:
     def build(self, given: dict[str, Any]) -> BaseMessage:
         values = self.defaults.copy()
         for name, factory in self.factories:
-            values[name] = factory()
+            if name not in given:
+                values[name] = factory()
         values.update(given)
         message = self.cls.__new__(self.cls)
         object.__setattr__(message, "__dict__", values)
@@ -206,30 +207,40 @@ def _fast_values(rec: Record) -> dict[str, Any] | None:
     keys = _FAST_KEYS.get(rec["role"])
     if keys is None or not keys.issuperset(rec) or type(rec["content"]) is not str:
         return None
-    if not (
-        _plain(rec.get("id"), str)
-        and _plain(rec.get("name"), str)
-        and _plain(rec.get("response_metadata"), dict)
-    ):
-        return None
     given = rec.copy()
     del given["role"]
-    usage = rec.get("usage_metadata")
+    value = given.get("id")
+    if value is not None and type(value) is not str:
+        return None
+    value = given.get("name")
+    if value is not None and type(value) is not str:
+        return None
+    value = given.get("response_metadata")
+    if value is not None and type(value) is not dict:
+        return None
+    if ("usage_metadata" in given or "tool_calls" in given) and not _fast_assistant(given):
+        return None
+    return given
+
+
+def _fast_assistant(given: dict[str, Any]) -> bool:
+    """Check (and complete, as validation would) an assistant's usage and tool calls."""
+    usage = given.get("usage_metadata")
     if usage is not None and not (
         type(usage) is dict
         and usage.keys() == _USAGE_KEYS
         and all(type(v) is int for v in usage.values())
     ):
-        return None
-    calls = rec.get("tool_calls")
+        return False
+    calls = given.get("tool_calls")
     if calls is not None:
         if type(calls) is not list or not all(_fast_call(c) for c in calls):
-            return None
+            return False
         given["tool_calls"] = [
             {"name": c["name"], "args": c["args"], "id": c["id"], "type": "tool_call"}
             for c in calls
         ]
-    return given
+    return True
 
 
 def _fast_call(call: Any) -> bool:

@@ -252,7 +252,10 @@ def _text(value: Any) -> str:
 
 def _payload(fields: Any) -> bytes | str:
     """The ``m`` field of a stream entry, whatever shape the client parsed it into."""
-    value = fields.get(b"m", fields.get("m")) if isinstance(fields, Mapping) else fields[1]
+    if type(fields) is dict:  # redis-py's parse of a stream entry (bytes keys unless decoded)
+        value = fields.get(b"m") or fields.get("m")
+    else:
+        value = fields.get(b"m", fields.get("m")) if isinstance(fields, Mapping) else fields[1]
     if value is None:
         raise InvalidInput("stream entry without a message field")
     return value  # type: ignore[no-any-return]
