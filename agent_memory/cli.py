@@ -8,6 +8,7 @@ never imports FastAPI.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -135,8 +136,13 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with _redis_for(settings) as effective:
+            application = create_app(effective)
+            # Everything imported so far lives as long as the process: keep it out of the
+            # garbage collector's full passes, which otherwise stall a request for ~40 ms.
+            gc.collect()
+            gc.freeze()
             uvicorn.run(
-                create_app(effective),
+                application,
                 host=host or settings.host,
                 port=port or settings.port,
                 workers=1,
