@@ -216,7 +216,9 @@ def render(
         "RedisChatMessageHistory` without / with `ttl`; **raw** = the redis-py limit on the "
         "same server (one pipeline of XADD per message + HSET + EXPIRE per write call, payloads "
         "encoded before the clock starts; one XREVRANGE per read, replies not decoded). Every "
-        "client is one connection over loopback TCP, single-threaded.",
+        "client is one connection over loopback TCP, single-threaded. The benchmark process "
+        "calls `gc.freeze()` after its imports, as `agent-memory serve` does (full GC passes "
+        "over the startup heap cost every subject the same ~40 ms stalls).",
         "",
         "## Targets",
         "",
