@@ -233,8 +233,10 @@ def render(
     lines += _counts_table(static.counts)
     lines += [
         "",
-        "Server commands include those a Lua script runs; `new object + read` includes the "
-        "connection handshake of a new client (CLIENT SETINFO).",
+        "Server commands are INFO commandstats calls, including those a Lua script runs; "
+        "`new object + read` includes the handshake of a new redis-py connection (HELLO, "
+        "CLIENT MAINT_NOTIFICATIONS, CLIENT SETINFO x2: round trips each; the ones this "
+        "server rejects are not in its command counts).",
         "",
         "## Memory per stored message",
         "",
