@@ -215,9 +215,10 @@ def _fast_values(rec: Record) -> dict[str, Any] | None:
     value = given.get("name")
     if value is not None and type(value) is not str:
         return None
-    value = given.get("response_metadata")
-    if value is not None and type(value) is not dict:
-        return None
+    if "response_metadata" in given:
+        if type(given["response_metadata"]) is not dict:
+            return None
+        given["response_metadata"] = dict(given["response_metadata"])  # own dict, as validated
     if ("usage_metadata" in given or "tool_calls" in given) and not _fast_assistant(given):
         return None
     return given
@@ -226,18 +227,20 @@ def _fast_values(rec: Record) -> dict[str, Any] | None:
 def _fast_assistant(given: dict[str, Any]) -> bool:
     """Check (and complete, as validation would) an assistant's usage and tool calls."""
     usage = given.get("usage_metadata")
-    if usage is not None and not (
-        type(usage) is dict
-        and usage.keys() == _USAGE_KEYS
-        and all(type(v) is int for v in usage.values())
-    ):
-        return False
-    calls = given.get("tool_calls")
-    if calls is not None:
+    if usage is not None:
+        if not (
+            type(usage) is dict
+            and usage.keys() == _USAGE_KEYS
+            and all(type(v) is int for v in usage.values())
+        ):
+            return False
+        given["usage_metadata"] = dict(usage)
+    if "tool_calls" in given:
+        calls = given["tool_calls"]
         if type(calls) is not list or not all(_fast_call(c) for c in calls):
             return False
         given["tool_calls"] = [
-            {"name": c["name"], "args": c["args"], "id": c["id"], "type": "tool_call"}
+            {"name": c["name"], "args": dict(c["args"]), "id": c["id"], "type": "tool_call"}
             for c in calls
         ]
     return True
