@@ -1,7 +1,7 @@
 """Shared fixtures: one behaviour suite, two backends.
 
-``backend`` is parametrised over ``fake`` (fakeredis with its Lua extra, RESP2 like redis-py's
-default against a real server) and ``real`` (a redis-server the tests start themselves: own free
+``backend`` is parametrised over ``fake`` (fakeredis with its Lua extra, speaking RESP3 as
+redis-py 8 does by default with a real server) and ``real`` (a redis-server the tests start themselves: own free
 port, own temp dir, AOF on). A missing server binary makes the ``real`` tests fail, never skip.
 Each test gets an empty database 2 on the shared real server (FLUSHDB there is the test's own
 business; the store itself never flushes).
@@ -61,7 +61,7 @@ class Backend:
 
     def async_client(self) -> redis.asyncio.Redis:
         if self._fake_server is not None:
-            return fakeredis.FakeAsyncRedis(server=self._fake_server, protocol=2)
+            return fakeredis.FakeAsyncRedis(server=self._fake_server, protocol=3)
         assert self._url is not None
         return redis.asyncio.Redis.from_url(self._url, db=DB)
 
@@ -70,7 +70,7 @@ class Backend:
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fake":
         server = fakeredis.FakeServer()
-        client = fakeredis.FakeRedis(server=server, protocol=2)
+        client = fakeredis.FakeRedis(server=server, protocol=3)
         yield Backend("fake", client, _fake_server=server)
         client.close()
         return

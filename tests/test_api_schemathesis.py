@@ -21,7 +21,7 @@ MAX_EXAMPLES = int(os.environ.get("AGENT_MEMORY_FUZZ_EXAMPLES", "30"))
 
 def fuzz_app():  # type: ignore[no-untyped-def]
     config = make_settings(max_page_size=50, max_message_bytes=4096, max_messages_per_request=20)
-    store = AsyncConversationStore(fakeredis.FakeAsyncRedis(protocol=2), settings=config)
+    store = AsyncConversationStore(fakeredis.FakeAsyncRedis(protocol=3), settings=config)
     return create_app(config, store)
 
 

@@ -162,7 +162,7 @@ async def test_delete_user_with_a_glob_like_id_erases_only_that_user(drv: Driver
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(special_heavy, valid_ids), min_size=2, max_size=5, unique=True))
 def test_generated_ids_never_touch_each_others_keys(conversation_ids: list[str]) -> None:
-    client = fakeredis.FakeRedis(protocol=2)
+    client = fakeredis.FakeRedis(protocol=3)
     store = ConversationStore(client, settings=make_settings())
     for cid in conversation_ids:
         store.append(cid, [{"role": "user", "content": cid, "id": "same-id"}])

@@ -103,7 +103,7 @@ def test_out_of_range_values_are_refused(values: dict[str, int]) -> None:
 
 
 def test_the_store_takes_its_configuration_from_settings() -> None:
-    client = fakeredis.FakeRedis(protocol=2)
+    client = fakeredis.FakeRedis(protocol=3)
     store = ConversationStore(client, settings=Settings(key_prefix="svc:", ttl_seconds=10))
     assert store.keys.prefix == "svc"
     assert store.config.ttl_ms == 10_000
