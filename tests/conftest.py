@@ -1,10 +1,10 @@
 """Shared fixtures: one behaviour suite, two backends.
 
 ``backend`` is parametrised over ``fake`` (fakeredis with its Lua extra, speaking RESP3 as
-redis-py 8 does by default with a real server) and ``real`` (a redis-server the tests start themselves: own free
-port, own temp dir, AOF on). A missing server binary makes the ``real`` tests fail, never skip.
-Each test gets an empty database 2 on the shared real server (FLUSHDB there is the test's own
-business; the store itself never flushes).
+redis-py 8 does by default with a real server) and ``real`` (a redis-server the tests start
+themselves: own free port, own temp dir, AOF on). A missing server binary makes the ``real``
+tests fail, never skip. Each test gets an empty database 2 on the shared real server
+(FLUSHDB there is the test's own business; the store itself never flushes).
 """
 
 from __future__ import annotations
