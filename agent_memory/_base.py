@@ -7,8 +7,9 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio.cluster
 import redis.cluster
 
-from agent_memory.core import PRIMARIES, Call, StoreConfig, StoreCore
+from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
+from agent_memory.plan import PRIMARIES, Call
 from agent_memory.settings import Settings
 
 ClientT = TypeVar("ClientT")

@@ -13,7 +13,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from agent_memory import connection, transfer
 from agent_memory._base import StoreBase
-from agent_memory.core import Batch, Plan, StoreCore, refused
+from agent_memory.core import StoreCore
+from agent_memory.plan import Batch, Plan, refused
 from agent_memory.settings import Settings
 
 T = TypeVar("T")

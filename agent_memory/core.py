@@ -1,9 +1,9 @@
 """The pure core shared by the sync and async stores: every operation as a *plan*.
 
-A plan is a generator that yields batches of Redis calls and receives their replies; each
-batch is sent as one round trip (one command, or one non-transactional pipeline). The plan
-holds all the logic (keys, validation, encoding, parsing); the stores in ``store.py`` and
-``aio.py`` only carry batches to Redis and back, so no logic exists twice::
+Each public method of :class:`StoreCore` is a generator that yields batches of Redis calls and
+receives their replies (the protocol is in :mod:`agent_memory.plan`); it holds all the logic
+(keys, validation, encoding, parsing) while ``store.py`` and ``aio.py`` only carry batches to
+Redis and back, so no logic exists twice::
 
     def get_conversation(...) -> Plan[Conversation]:
         meta, expiry = yield [Call(("HGETALL", k)), Call(("PEXPIRETIME", k))]
@@ -18,13 +18,12 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, ResponseError
 
 from agent_memory import scripts
 from agent_memory.codec import StoredMessage, decode_payload, encode_record, record_from_input
@@ -39,6 +38,9 @@ from agent_memory.errors import (
 )
 from agent_memory.keys import ConversationKeys, KeySchema, validate_id
 from agent_memory.models import Conversation, ms_to_datetime
+from agent_memory.plan import PRIMARIES, Batch, Call, Plan
+from agent_memory.plan import text as _text
+from agent_memory.serverinfo import ServerInfo, merge_infos
 from agent_memory.settings import Settings
 
 T = TypeVar("T")
@@ -49,146 +51,6 @@ _MAX_U64 = 2**64 - 1
 _LAST_ID = f"{_MAX_U64}-{_MAX_U64}"
 _UNSET: Any = object()
 MAX_TITLE_LENGTH = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One Redis command; ``script`` is set when the command is an EVALSHA of ours."""
-
-    args: tuple[Any, ...]
-    script: scripts.Script | None = None
-    optional: bool = False
-    """An optional call is sent alone; if the server refuses it (unknown or renamed command,
-    no permission), the plan receives ``None`` instead of an error (see :func:`refused`)."""
-    target: str | None = None
-    """Cluster mode only: the node to send a keyless call to (a node name ``host:port``), or
-    :data:`PRIMARIES` for every primary (the reply is then ``{node name: reply}``). A call
-    with a target is sent alone."""
-
-    @classmethod
-    def run(cls, script: scripts.Script, keys: Sequence[str], argv: Sequence[Any]) -> Call:
-        return cls(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
-
-    def command(self, with_source: bool = False) -> tuple[Any, ...]:
-        """The arguments to send; ``with_source`` sends EVAL with the script's text instead."""
-        if with_source and self.script is not None:
-            return ("EVAL", self.script.source, *self.args[2:])
-        return self.args
-
-
-PRIMARIES = "primaries"  # redis-py's RedisCluster.PRIMARIES
-Batch = list[Call]
-Plan = Generator[Batch, list[Any], T]
-
-
-def refused(batch: Batch, exc: Exception) -> bool:
-    """True when ``exc`` is the server refusing the lone optional call of ``batch``: the
-    drivers then reply ``[None]`` instead of raising (connection errors still raise)."""
-    return (
-        len(batch) == 1
-        and batch[0].optional
-        and isinstance(exc, ResponseError)
-        and not isinstance(exc, NoScriptError)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInfo:
-    """What the server says about itself (``None`` where it does not say, e.g. when INFO or
-    CONFIG is disabled), plus the store's own counts."""
-
-    version: str | None
-    aof_enabled: bool | None
-    appendfsync: str | None
-    maxmemory_policy: str | None
-    maxmemory: int | None
-    used_memory: int | None
-    used_memory_human: str | None
-    keyspace_hits: int | None
-    keyspace_misses: int | None
-    total_commands_processed: int | None
-    connected_clients: int | None
-    keys: int
-    conversations: int
-
-    @classmethod
-    def parse(
-        cls, info: Mapping[str, Any] | None, fsync: Any, keys: int, conversations: int
-    ) -> ServerInfo:
-        info = info or {}
-
-        def num(name: str) -> int | None:
-            value = info.get(name)
-            return int(value) if isinstance(value, int | float) else None
-
-        def text(name: str) -> str | None:
-            value = info.get(name)
-            return None if value is None else _text(value)
-
-        aof = num("aof_enabled")
-        return cls(
-            version=text("valkey_version") or text("redis_version"),
-            aof_enabled=None if aof is None else bool(aof),
-            appendfsync=_config_value(fsync, "appendfsync"),
-            maxmemory_policy=text("maxmemory_policy"),
-            maxmemory=num("maxmemory"),
-            used_memory=num("used_memory"),
-            used_memory_human=text("used_memory_human"),
-            keyspace_hits=num("keyspace_hits"),
-            keyspace_misses=num("keyspace_misses"),
-            total_commands_processed=num("total_commands_processed"),
-            connected_clients=num("connected_clients"),
-            keys=int(keys),
-            conversations=int(conversations),
-        )
-
-    def risks(self) -> list[str]:
-        """Plain-words warnings: how stored memory could be evicted or lost (the same checks
-        as ``agent-memory doctor``, in :mod:`agent_memory.doctor`)."""
-        from agent_memory import doctor
-
-        findings = (
-            doctor.check_eviction(self.maxmemory_policy),
-            doctor.check_aof(self.aof_enabled, self.appendfsync),
-        )
-        return [f.message for f in findings if f.level != "ok"]
-
-
-_SUMMED_INFO = (
-    "used_memory",
-    "keyspace_hits",
-    "keyspace_misses",
-    "total_commands_processed",
-    "connected_clients",
-)
-
-
-def merge_infos(per_node: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any] | None:
-    """One INFO for a cluster from ``{node: INFO}``: the counters of ``_SUMMED_INFO`` summed,
-    ``aof_enabled`` only if on everywhere, everything else from the first node by name."""
-    if not per_node:
-        return None
-    nodes = [per_node[name] for name in sorted(per_node)]
-    merged = dict(nodes[0])
-    for name in _SUMMED_INFO:
-        values = [node.get(name) for node in nodes]
-        if all(isinstance(v, int | float) for v in values):
-            merged[name] = sum(values)
-    merged["used_memory_human"] = f"{merged.get('used_memory', 0) / 1048576:.2f}M"
-    merged["aof_enabled"] = min(int(node.get("aof_enabled", 0)) for node in nodes)
-    return merged
-
-
-def _config_value(reply: Any, name: str) -> str | None:
-    """The value of one parameter in a CONFIG GET reply (dict or flat list), if any."""
-    if isinstance(reply, Mapping):
-        pairs = {_text(k): v for k, v in reply.items()}
-    elif isinstance(reply, list | tuple):
-        pairs = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply) - 1, 2)}
-    else:
-        return None
-    value = pairs.get(name)
-    return None if value is None else _text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +106,6 @@ class StoreConfig:
             # answered by the server before the client's socket timeout gives up
             fsync_timeout_ms=max(1, int(settings.socket_timeout * 500)),
         )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _payload(fields: Any) -> bytes | str:

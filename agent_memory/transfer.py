@@ -23,7 +23,7 @@ Running the same import twice therefore adds nothing the second time, and an imp
 interrupted can simply be run again: the conversation it was in the middle of is completed (its
 metadata is written last), the others are skipped.
 
-The plans here are pure (sans-IO, like :mod:`agent_memory.core`); the stores run them.
+The plans here are pure (sans-IO, see :mod:`agent_memory.plan`); the stores run them.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from agent_memory import scripts
 from agent_memory.codec import encode_record
-from agent_memory.core import Batch, Call, Plan, StoreCore
+from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput
 from agent_memory.keys import decode_id, glob_escape, validate_id
+from agent_memory.plan import Batch, Call, Plan
+from agent_memory.plan import text as _text
 
 if TYPE_CHECKING:
     from agent_memory.store import ConversationStore
@@ -48,10 +50,6 @@ CHUNK_BYTES = 4 * 1_048_576  # ...or fewer, when they are this large together
 _CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
 _INDEX_FIELDS = ("index_user", "index_agent")  # key names: recomputed for the target prefix
 _ROLES = frozenset({"user", "assistant", "system", "tool", "function", "chat"})
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _dumps(obj: Any) -> str:

@@ -27,8 +27,9 @@ from agent_memory import (
     ConversationStore,
     StoreUnavailable,
 )
-from agent_memory.core import Batch, Plan, StoreConfig, StoreCore
+from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.embedded import RedisProcess, free_port
+from agent_memory.plan import Batch, Plan
 
 pytestmark = pytest.mark.redis_server
 PREFIX = "agent_memory"
