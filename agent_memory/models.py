@@ -27,10 +27,9 @@ class ToolCall(BaseModel):
     args: dict[str, Any]
 
 
-class Message(BaseModel):
-    """One message as written by a client (REST or a dict given to the library)."""
-
-    model_config = ConfigDict(extra="forbid")
+class MessageFields(BaseModel):
+    """The fields of a message, without the rules between them (shared by :class:`Message`
+    and the REST API's stored-message response)."""
 
     role: Role
     content: str | list[ContentBlock]
@@ -50,6 +49,12 @@ class Message(BaseModel):
     extra: dict[str, Any] | None = Field(
         None, description="attributes a LangChain message carried beyond its declared fields"
     )
+
+
+class Message(MessageFields):
+    """One message as written by a client (REST or a dict given to the library)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="after")
     def _role_fields(self) -> Message:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_memory.models import ContentBlock, Conversation, Message, Role, ToolCall
+from agent_memory.models import Conversation, Message, MessageFields
 
 MAX_ID_LENGTH = 256
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters (the library's rule)
@@ -91,28 +91,11 @@ class MessagesIn(BaseModel):
     messages: list[Message] = Field(min_length=1)
 
 
-class StoredMessageOut(BaseModel):
+class StoredMessageOut(MessageFields):
     """A stored message: what was written, plus its stream ``cursor`` and ``created_at``."""
 
-    role: Role
-    content: str | list[ContentBlock]
     cursor: str = Field(description="The message's stream id; use it for before/after paging.")
     created_at: datetime
-    id: str | None = None
-    name: str | None = None
-    tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
-    metadata: dict[str, Any] | None = None
-    additional_kwargs: dict[str, Any] | None = None
-    response_metadata: dict[str, Any] | None = None
-    invalid_tool_calls: list[dict[str, Any]] | None = None
-    usage_metadata: dict[str, Any] | None = None
-    status: Literal["success", "error"] | None = None
-    artifact: Any = None
-    chat_role: str | None = None
-    extra: dict[str, Any] | None = Field(
-        None, description="Extra fields of a LangChain message (pydantic extras)."
-    )
 
 
 class MessageList(BaseModel):
