@@ -1,4 +1,4 @@
-"""The ``agent-memory`` command line: ``serve`` (more commands are added alongside it).
+"""The ``agent-memory`` command line: ``serve``, ``doctor``, ``stats``, ``export``, ``import``.
 
 Each command builds its own ``Settings()`` (the environment is read then, not at import) and
 imports what it needs inside the function, so ``agent-memory --help`` stays fast and the library
@@ -189,6 +189,19 @@ def doctor(url: UrlOption = None) -> None:
         client.close()
     checks.render(findings, f"{settings.url} (prefix {settings.key_prefix!r})")
     raise typer.Exit(checks.exit_code(findings))
+
+
+@app.command()
+def stats(url: UrlOption = None) -> None:
+    """Print the Redis stats of /api/v1/cache/stats as JSON: memory, keyspace hits/misses and
+    hit rate, commands, clients, keys in the database and conversations under the prefix."""
+    import json
+
+    from agent_memory.store import ConversationStore
+
+    with ConversationStore.from_settings(_settings_for(url)) as store:
+        info = _guarded(store.server_info)
+    typer.echo(json.dumps(info.cache_stats(), indent=2))
 
 
 @contextlib.contextmanager

@@ -60,6 +60,29 @@ class ServerInfo:
             conversations=int(conversations),
         )
 
+    @property
+    def hit_rate(self) -> float | None:
+        """Keyspace hits in percent of lookups (0.0 before any lookup; None if not reported)."""
+        hits, misses = self.keyspace_hits, self.keyspace_misses
+        if hits is None:
+            return None
+        lookups = hits + (misses or 0)
+        return round(100 * hits / lookups, 2) if lookups else 0.0
+
+    def cache_stats(self) -> dict[str, Any]:
+        """The original integration guide's stats fields, plus the store's own counts."""
+        return {
+            "connected": True,
+            "memory_used": self.used_memory_human,
+            "keyspace_hits": self.keyspace_hits,
+            "keyspace_misses": self.keyspace_misses,
+            "hit_rate": self.hit_rate,
+            "total_commands_processed": self.total_commands_processed,
+            "connected_clients": self.connected_clients,
+            "conversations": self.conversations,
+            "keys": self.keys,
+        }
+
     def risks(self) -> list[str]:
         """Plain-words warnings: how stored memory could be evicted or lost (the same checks
         as ``agent-memory doctor``, in :mod:`agent_memory.doctor`)."""

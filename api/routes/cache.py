@@ -18,19 +18,7 @@ async def cache_stats(state: State) -> CacheStats:
     with state.metrics.timed("server_info"):
         info = await state.store.server_info()
         tenants = [await s.count_conversations() for s in state.tenant_stores.values()]
-    hits, misses = info.keyspace_hits, info.keyspace_misses
-    lookups = (hits or 0) + (misses or 0)
-    return CacheStats(
-        connected=True,
-        memory_used=info.used_memory_human,
-        keyspace_hits=hits,
-        keyspace_misses=misses,
-        hit_rate=None if hits is None else round(100 * hits / lookups, 2) if lookups else 0.0,
-        total_commands_processed=info.total_commands_processed,
-        connected_clients=info.connected_clients,
-        conversations=info.conversations + sum(tenants),
-        keys=info.keys,
-    )
+    return CacheStats(**{**info.cache_stats(), "conversations": info.conversations + sum(tenants)})
 
 
 @router.delete("/clear", response_model=Deleted, responses=errors(401, 403))
