@@ -14,6 +14,9 @@ master of ``REDIS_SENTINEL_MASTER``, found again after a failover); TLS for all 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -148,6 +151,70 @@ def async_client(settings: Settings) -> redis.asyncio.Redis:
         )
         return cast(redis.asyncio.Redis, cluster)
     return redis.asyncio.Redis.from_url(settings.url, retry=retry, **client_kwargs(settings))
+
+
+def _connection_key(settings: Settings) -> tuple[Any, ...]:
+    """Every setting that changes the client :func:`sync_client` builds (and nothing else:
+    key prefix, TTL and limits belong to the stores, not to the connection)."""
+    secret = settings.redis_password
+    sentinel_secret = settings.redis_sentinel_password
+    return (
+        settings.url,
+        settings.redis_db,
+        settings.redis_username,
+        secret.get_secret_value() if secret is not None else None,
+        settings.redis_cluster,
+        tuple(settings.sentinels),
+        settings.redis_sentinel_master,
+        sentinel_secret.get_secret_value() if sentinel_secret is not None else None,
+        settings.tls,
+        settings.redis_tls_ca_cert,
+        settings.redis_tls_cert,
+        settings.redis_tls_key,
+        settings.socket_timeout,
+        settings.connect_timeout,
+        settings.retries,
+    )
+
+
+_shared_lock = threading.Lock()
+_shared_sync: dict[tuple[Any, ...], redis.Redis] = {}
+_shared_async: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], redis.asyncio.Redis]
+] = weakref.WeakKeyDictionary()
+
+
+def shared_sync_client(settings: Settings) -> redis.Redis:
+    """One :func:`sync_client` per process and connection settings, made at first use.
+
+    Objects built per request (a LangChain history per call of a ``RunnableWithMessageHistory``
+    factory) then reuse one connection pool instead of opening a TCP connection each. Building
+    it does no I/O (except a Cluster client, which learns the slot map when built). Fork-safe:
+    redis-py's pools drop the parent's connections in a child process (pid check)."""
+    key = _connection_key(settings)
+    client = _shared_sync.get(key)
+    if client is None:
+        with _shared_lock:
+            client = _shared_sync.get(key)
+            if client is None:
+                client = _shared_sync[key] = sync_client(settings)
+    return client
+
+
+def shared_async_client(settings: Settings) -> redis.asyncio.Redis:
+    """One :func:`async_client` per running event loop and connection settings (an asyncio
+    client is bound to the loop its connections were made on, so loops never share one; a
+    loop's clients are dropped with the loop). Call it from a coroutine."""
+    loop = asyncio.get_running_loop()
+    key = _connection_key(settings)
+    with _shared_lock:
+        clients = _shared_async.get(loop)
+        if clients is None:
+            clients = _shared_async[loop] = {}
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = async_client(settings)
+    return client
 
 
 def _cluster_url(settings: Settings) -> str:

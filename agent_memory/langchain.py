@@ -10,8 +10,15 @@ the same name (``session_id``, ``url``/``redis_url``, ``redis_client``, ``key_pr
   ``REDIS_HOST``/``REDIS_PORT``/``REDIS_DB_AI_AGENTS``, DB 2 by default);
 * ``window=k`` makes ``messages`` return only the last k messages (reads only those).
 
-Constructing it does no I/O. The async methods use redis.asyncio natively (no threads); a
-separate asyncio client is made per event loop unless ``async_redis_client`` is given.
+Constructing it does no I/O. Without ``redis_client`` the history uses a client shared by every
+history of the process with the same connection settings (URL, database, credentials, TLS,
+topology, timeouts: :func:`agent_memory.connection.shared_sync_client`), so a history built per
+request, as ``RunnableWithMessageHistory``'s factory does, reuses one connection pool instead of
+opening a TCP connection per request; the pool is made at first use and, as every redis-py
+pool, starts over in a forked child. The async methods use redis.asyncio natively (no
+threads): without ``async_redis_client`` they use an asyncio client shared the same way per
+running event loop (never across loops; :func:`agent_memory.connection.shared_async_client`).
+An injected ``redis_client`` / ``async_redis_client`` is used as given and never shared.
 """
 
 from __future__ import annotations
@@ -88,7 +95,7 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
         self._options: dict[str, Any] = {"settings": settings, "key_prefix": key_prefix, "ttl": ttl}
         self._client_given = redis_client is not None
         self.redis_client = (
-            redis_client if redis_client is not None else connection.sync_client(settings)
+            redis_client if redis_client is not None else connection.shared_sync_client(settings)
         )
         self._store = ConversationStore(self.redis_client, **self._options)
         self._async_client = async_redis_client
@@ -115,7 +122,7 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
             if client is None and self._client_given:
                 client = async_twin(self.redis_client)
             elif client is None:
-                client = connection.async_client(self._settings)
+                client = connection.shared_async_client(self._settings)
             self._astore = AsyncConversationStore(client, **self._options)
             self._astore_loop = loop
         return self._astore
