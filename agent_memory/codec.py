@@ -202,11 +202,14 @@ def _plain(value: Any, kind: type) -> bool:
     return value is None or type(value) is kind
 
 
-def _fast_values(rec: Record) -> dict[str, Any] | None:
-    """The given field values when ``rec`` has a fast shape, else None."""
+def _fast_values(rec: Record, owned: bool = False) -> dict[str, Any] | None:
+    """The given field values when ``rec`` has a fast shape, else None. ``owned``: ``rec`` was
+    just decoded for this message alone, so its dicts become the message's without copies."""
     keys = _FAST_KEYS.get(rec["role"])
     if keys is None or not keys.issuperset(rec) or type(rec["content"]) is not str:
         return None
+    if owned:
+        return _fast_owned(rec)
     given = rec.copy()
     del given["role"]
     value = given.get("id")
@@ -221,6 +224,36 @@ def _fast_values(rec: Record) -> dict[str, Any] | None:
         given["response_metadata"] = dict(given["response_metadata"])  # own dict, as validated
     if ("usage_metadata" in given or "tool_calls" in given) and not _fast_assistant(given):
         return None
+    return given
+
+
+def _fast_owned(given: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`_fast_values` of a record nobody else holds: the same checks, no copies."""
+    del given["role"]
+    value = given.get("id")
+    if value is not None and type(value) is not str:
+        return None
+    value = given.get("name")
+    if value is not None and type(value) is not str:
+        return None
+    if "response_metadata" in given and type(given["response_metadata"]) is not dict:
+        return None
+    usage = given.get("usage_metadata")
+    if usage is not None and not (
+        type(usage) is dict
+        and usage.keys() == _USAGE_KEYS
+        and all(type(v) is int for v in usage.values())
+    ):
+        return None
+    calls = given.get("tool_calls")
+    if calls is not None:
+        if type(calls) is not list or not all(_fast_call(c) for c in calls):
+            return None
+        for call in calls:  # validation's order and its "type" key
+            call["name"] = call.pop("name")
+            call["args"] = call.pop("args")
+            call["id"] = call.pop("id")
+            call["type"] = "tool_call"
     return given
 
 
@@ -262,6 +295,19 @@ def _fast_message(rec: Record) -> BaseMessage | None:
     return None if given is None else template.build(given)  # type: ignore[union-attr]
 
 
+def message_from_payload(payload: bytes | str) -> BaseMessage:
+    """The LangChain message of a stored payload, equal to
+    ``record_to_langchain(decode_payload(payload))`` and built without copying the freshly
+    decoded record's dicts (for reads that want messages, not records)."""
+    rec = decode_payload(payload)
+    template = _TEMPLATES.get(rec["role"])
+    if template is not None:
+        given = _fast_values(rec.copy(), owned=True)
+        if given is not None:
+            return template.build(given)
+    return record_to_langchain(rec)
+
+
 def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) -> Record:
     """Validate one input message (LangChain object or dict in the REST vocabulary)."""
     if isinstance(message, BaseMessage):
@@ -282,13 +328,21 @@ def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) 
 
 
 def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
-    """The JSON bytes stored in the stream entry; raises before anything is stored."""
-    try:  # orjson when it writes what reads back equal; else the json module decides
+    """The JSON bytes stored in the stream entry; raises before anything is stored.
+
+    orjson writes it when its bytes read back equal to the record (else the json module
+    decides). Bytes that orjson reads back exactly (no integer literal of 19+ digits, and
+    equal to the record) are stored with a trailing newline, which JSON ignores: reads of such
+    a payload skip :func:`decode_payload`'s scan for long digit runs."""
+    try:
         fast = orjson.dumps(rec)
     except TypeError:
         fast = None
-    if fast is not None and len(fast) <= max_bytes and decode_payload(fast) == rec:
-        return fast
+    if fast is not None and len(fast) <= max_bytes:
+        if not _has_long_run(fast) and orjson.loads(fast) == rec:
+            return fast + _EXACT
+        if decode_payload(fast) == rec:
+            return fast
     return _encode_checked(rec, max_bytes, index)
 
 
@@ -317,15 +371,24 @@ def _encode_checked(rec: Record, max_bytes: int, index: int) -> bytes:
 # orjson reads integers beyond 64 bits as floats: a payload with a run of 19+ digits (anywhere,
 # strings included) is read by the json module instead, so every value comes back exactly. The
 # run is found by mapping digits to "0" and everything else to " " (a C loop, unlike a regex).
+# A payload ending in _EXACT was found exact for orjson when written (see encode_record); no
+# writer of JSON (ours before the marker, the json module) ends a payload with it.
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 19
+_EXACT = b"\n"
+
+
+def _has_long_run(payload: bytes) -> bool:
+    return _LONG_RUN in payload.translate(_DIGIT_MAP)
 
 
 def decode_payload(payload: bytes | str) -> Record:
     if isinstance(payload, str):
         payload = payload.encode()
-    exact = _LONG_RUN in payload.translate(_DIGIT_MAP)
-    rec: Record = (json.loads if exact else orjson.loads)(payload)
+    if payload.endswith(_EXACT):
+        marked: Record = orjson.loads(payload)
+        return marked
+    rec: Record = (json.loads if _has_long_run(payload) else orjson.loads)(payload)
     return rec
 
 

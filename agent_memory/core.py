@@ -26,7 +26,13 @@ from langchain_core.messages import BaseMessage
 from redis.crc import key_slot
 
 from agent_memory import scripts
-from agent_memory.codec import StoredMessage, decode_payload, encode_record, record_from_input
+from agent_memory.codec import (
+    StoredMessage,
+    decode_payload,
+    encode_record,
+    message_from_payload,
+    record_from_input,
+)
 from agent_memory.errors import (
     ConversationExists,
     ConversationNotFound,
@@ -345,6 +351,27 @@ class StoreCore:
         require_exists: bool = False,
     ) -> Plan[list[StoredMessage]]:
         """Messages in order: all; the last ``limit``; or a page before/after a cursor."""
+        entries = yield from self._read(conversation_id, limit, before, after, require_exists)
+        return _stored(entries)
+
+    def get_langchain_messages(
+        self, conversation_id: str, *, limit: int | None = None
+    ) -> Plan[list[BaseMessage]]:
+        """The LangChain messages of :meth:`get_messages` (all, or the last ``limit``), built
+        straight from the stored payloads (no StoredMessage, no cursor text): a chat
+        history's read."""
+        entries = yield from self._read(conversation_id, limit, None, None, False)
+        return [message_from_payload(_payload(fields)) for _, fields in entries]
+
+    def _read(
+        self,
+        conversation_id: str,
+        limit: int | None,
+        before: str | None,
+        after: str | None,
+        require_exists: bool,
+    ) -> Plan[Sequence[Any]]:
+        """The stream entries of a read, oldest first (one round trip)."""
         keys = self.conversation_keys(conversation_id)
         limit = _check_limit(limit)
         low = "(" + a if (a := _check_cursor(after, "after")) else "-"
@@ -366,8 +393,8 @@ class StoreCore:
         replies = yield batch
         if require_exists and not replies[1]:
             raise ConversationNotFound(conversation_id)
-        entries = replies[0]
-        return _stored(reversed(entries) if newest_first else entries)
+        entries: Sequence[Any] = replies[0]
+        return entries[::-1] if newest_first else entries
 
     # -- conversations --------------------------------------------------------------------
     def create(

@@ -131,8 +131,7 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The history, oldest first (the last ``window`` messages when a window is set)."""
-        stored = self._store.get_messages(self.session_id, limit=self.window)
-        return [m.to_langchain() for m in stored]
+        return self._store.get_langchain_messages(self.session_id, limit=self.window)
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Store messages in one atomic round trip; ids already stored are not added again."""
@@ -143,8 +142,8 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
 
     # -- async -----------------------------------------------------------------------------
     async def aget_messages(self) -> list[BaseMessage]:
-        stored = await self._async_store().get_messages(self.session_id, limit=self.window)
-        return [m.to_langchain() for m in stored]
+        store = self._async_store()
+        return await store.get_langchain_messages(self.session_id, limit=self.window)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         await self._async_store().append(self.session_id, list(messages))

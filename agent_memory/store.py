@@ -90,6 +90,7 @@ class ConversationStore(StoreBase[Redis]):
     ping = _op(StoreCore.ping)
     append = _op(StoreCore.append)
     get_messages = _op(StoreCore.get_messages)
+    get_langchain_messages = _op(StoreCore.get_langchain_messages)
     create = _op(StoreCore.create)
     get_conversation = _op(StoreCore.get_conversation)
     update_conversation = _op(StoreCore.update_conversation)

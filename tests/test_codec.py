@@ -25,6 +25,7 @@ from agent_memory.codec import (
     StoredMessage,
     decode_payload,
     encode_record,
+    message_from_payload,
     record_from_input,
     record_from_langchain,
     record_to_langchain,
@@ -33,7 +34,12 @@ from agent_memory.codec import (
 
 def through_codec(message: BaseMessage | dict[str, Any]) -> BaseMessage:
     payload = encode_record(record_from_input(message), 1_000_000)
-    return record_to_langchain(decode_payload(payload))
+    back = record_to_langchain(decode_payload(payload))
+    direct = message_from_payload(payload)  # a chat history's read: the same message
+    assert type(direct) is type(back)
+    assert direct == back
+    assert direct.model_fields_set == back.model_fields_set
+    return back
 
 
 @pytest.mark.parametrize(("written", "expected"), [(w, e) for _, w, e in FIDELITY])

@@ -142,7 +142,25 @@ def test_server_side_an_append_of_500_is_one_script_call(real: redis.Redis, wire
     assert counts.pop("evalsha") == 1
     assert "eval" not in counts
     assert counts["xadd"] == 500
-    assert counts["hset"] >= 500  # ids -> cursors, inside the same script
+    # the ids -> cursors map in one HSET, the metadata hash in another, inside the same script
+    assert counts["hset"] == 2
+    assert real.hlen(store.keys.conversation("c1").ids) == 500
+
+
+def test_an_append_of_more_ids_than_one_lua_unpack_takes(real: redis.Redis) -> None:
+    """Ids are looked up and recorded 1000 per HMGET/HSET (Lua's unpack limit): 2500 ids,
+    some already stored and some repeated across a chunk boundary, are all handled."""
+    store = ConversationStore(real, settings=make_settings(max_messages_per_request=3000))
+    store.append("c1", batch(10))
+    messages = batch(2400) + batch(10) + [batch(1500)[1200]]  # 2411 ids, 2400 distinct
+    out = store.append("c1", messages)
+    assert sum(m.added for m in out) == 2390
+    assert [m.added for m in out[:12]] == [False] * 10 + [True] * 2
+    assert out[-1].cursor == out[1200].cursor
+    assert not out[-1].added
+    assert real.hlen(store.keys.conversation("c1").ids) == 2400
+    assert store.get_conversation("c1").message_count == 2400
+    assert len(store.get_messages("c1")) == 2400
 
 
 @pytest.fixture(scope="module")

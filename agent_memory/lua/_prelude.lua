@@ -7,42 +7,58 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function touch_index(key, member, now, ttl)
-  redis.call('ZADD', key, now, member)
-  if redis.call('PTTL', key) < ttl then
-    redis.call('PEXPIRE', key, ttl)
+-- A whole number as the decimal string a command takes: redis.call would format a Lua number
+-- as a float (printf "%.17g"), a measurable part of a short script's time.
+local function decimal(n)
+  return string.format('%d', n)
+end
+
+-- An index expires when its last conversation does: never before ``expire_at`` (ms).
+local function touch_index(key, member, now_arg, expire_at, expire_arg)
+  redis.call('ZADD', key, now_arg, member)
+  if redis.call('PEXPIRETIME', key) < expire_at then
+    redis.call('PEXPIREAT', key, expire_arg)
   end
 end
 
+-- The conversation's {user index, agent index} (false where none): ``named`` when the caller
+-- has read them already (with other fields of the hash), else one HMGET.
+local function index_names(named)
+  return named or redis.call('HMGET', KEYS[2], 'index_user', 'index_agent')
+end
+
 -- Sliding expiry of all the conversation's keys, and its activity in every index it is in.
-local function touch_conversation(conv_id, now, ttl)
+-- One absolute expiry (now + ttl) for all of them: relative PEXPIREs would each read the
+-- clock, which may tick between two of them.
+local function touch_conversation(conv_id, now, ttl, named)
+  local now_arg, expire_at = decimal(now), now + ttl
+  local expire_arg = decimal(expire_at)
   for i = 1, 4 do
-    redis.call('PEXPIRE', KEYS[i], ttl)
+    redis.call('PEXPIREAT', KEYS[i], expire_arg)
   end
   if not KEYS[5] then
     return
   end
-  touch_index(KEYS[5], conv_id, now, ttl)
-  local extra = redis.call('HMGET', KEYS[2], 'index_user', 'index_agent')
-  for _, key in ipairs(extra) do
+  touch_index(KEYS[5], conv_id, now_arg, expire_at, expire_arg)
+  for _, key in ipairs(index_names(named)) do
     if key then
-      touch_index(key, conv_id, now, ttl)
+      touch_index(key, conv_id, now_arg, expire_at, expire_arg)
     end
   end
 end
 
 -- Cluster mode: {time, user index or '', agent index or ''} for the caller's index update.
-local function index_info(now)
-  local extra = redis.call('HMGET', KEYS[2], 'index_user', 'index_agent')
+local function index_info(now, named)
+  local extra = index_names(named)
   return {now, extra[1] or '', extra[2] or ''}
 end
 
 -- ``out`` followed by index_info(now) in cluster mode; ``out`` alone on a single server.
-local function with_index_info(out, now)
+local function with_index_info(out, now, named)
   if KEYS[5] then
     return out
   end
-  for _, value in ipairs(index_info(now)) do
+  for _, value in ipairs(index_info(now, named)) do
     out[#out + 1] = value
   end
   return out

@@ -30,26 +30,45 @@ if token ~= '' then
 end
 
 local now = now_ms()
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[2], 'id', conv_id, 'created_at', now, 'message_count', 0, 'version', 1)
+-- One read of the metadata hash: does it exist, its count, the indexes it is in.
+local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent')
+local named = {meta[3], meta[4]}
+
+-- The cursors of the given message ids already stored (one HMGET for the whole call); an id
+-- given twice in one call is found too, as added by its first occurrence.
+local known = {}
+local mids = {}
+for i = 4, #ARGV, 2 do
+  if ARGV[i] ~= '' then
+    mids[#mids + 1] = ARGV[i]
+  end
+end
+for first = 1, #mids, 1000 do -- unpack() is bounded by Lua's C stack: at most 1000 at once
+  local last = math.min(first + 999, #mids)
+  local found = redis.call('HMGET', KEYS[3], unpack(mids, first, last))
+  for j = first, last do
+    if found[j - first + 1] then
+      known[mids[j]] = found[j - first + 1]
+    end
+  end
 end
 
 local out = {}
 local cursors = {}
+local new_ids = {}
 local added = 0
 for i = 4, #ARGV, 2 do
   local mid = ARGV[i]
-  local cursor = false
-  if mid ~= '' then
-    cursor = redis.call('HGET', KEYS[3], mid)
-  end
+  local cursor = mid ~= '' and known[mid]
   if cursor then
     out[#out + 1] = cursor
     out[#out + 1] = stored(cursor)
   else
     cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
     if mid ~= '' then
-      redis.call('HSET', KEYS[3], mid, cursor)
+      known[mid] = cursor
+      new_ids[#new_ids + 1] = mid
+      new_ids[#new_ids + 1] = cursor
     end
     added = added + 1
     out[#out + 1] = cursor
@@ -57,12 +76,21 @@ for i = 4, #ARGV, 2 do
   end
   cursors[#cursors + 1] = cursor
 end
+for first = 1, #new_ids, 1000 do
+  redis.call('HSET', KEYS[3], unpack(new_ids, first, math.min(first + 999, #new_ids)))
+end
 
-redis.call('HINCRBY', KEYS[2], 'message_count', added)
-redis.call('HSET', KEYS[2], 'updated_at', now)
+local now_arg = decimal(now)
+if meta[1] or meta[2] then
+  redis.call('HSET', KEYS[2], 'message_count', decimal((tonumber(meta[2]) or 0) + added),
+    'updated_at', now_arg)
+else
+  redis.call('HSET', KEYS[2], 'id', conv_id, 'created_at', now_arg, 'updated_at', now_arg,
+    'message_count', decimal(added), 'version', '1')
+end
 if token ~= '' then
   redis.call('LPUSH', KEYS[4], table.concat(cursors, ','), token)
   redis.call('LTRIM', KEYS[4], 0, 31)
 end
-touch_conversation(conv_id, now, ttl)
-return with_index_info(out, now)
+touch_conversation(conv_id, now, ttl, named)
+return with_index_info(out, now, named)
