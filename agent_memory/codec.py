@@ -178,17 +178,20 @@ class _Template:
         )
 
     def build(self, given: dict[str, Any]) -> BaseMessage:
-        values = self.defaults.copy()
+        values = {**self.defaults, **given}
         for name, factory in self.factories:
             if name not in given:
                 values[name] = factory()
-        values.update(given)
-        message = self.cls.__new__(self.cls)
-        object.__setattr__(message, "__dict__", values)
-        object.__setattr__(message, "__pydantic_fields_set__", set(given))
-        object.__setattr__(message, "__pydantic_extra__", {})
-        object.__setattr__(message, "__pydantic_private__", None)
+        message: BaseMessage = _new(self.cls)
+        _set(message, "__dict__", values)
+        _set(message, "__pydantic_fields_set__", set(given))
+        _set(message, "__pydantic_extra__", {})
+        _set(message, "__pydantic_private__", None)
         return message
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 _TEMPLATES = {
@@ -228,8 +231,8 @@ def _fast_values(rec: Record, owned: bool = False) -> dict[str, Any] | None:
 
 
 def _fast_owned(given: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`_fast_values` of a record nobody else holds: the same checks, no copies."""
-    del given["role"]
+    """:func:`_fast_values` of a record nobody else holds: the same checks, no copies; the
+    record is changed into the field values only once every check has passed."""
     value = given.get("id")
     if value is not None and type(value) is not str:
         return None
@@ -239,21 +242,17 @@ def _fast_owned(given: dict[str, Any]) -> dict[str, Any] | None:
     if "response_metadata" in given and type(given["response_metadata"]) is not dict:
         return None
     usage = given.get("usage_metadata")
-    if usage is not None and not (
-        type(usage) is dict
-        and usage.keys() == _USAGE_KEYS
-        and all(type(v) is int for v in usage.values())
-    ):
+    if usage is not None and not _fast_usage(usage):
         return None
     calls = given.get("tool_calls")
     if calls is not None:
         if type(calls) is not list or not all(_fast_call(c) for c in calls):
             return None
-        for call in calls:  # validation's order and its "type" key
-            call["name"] = call.pop("name")
-            call["args"] = call.pop("args")
-            call["id"] = call.pop("id")
-            call["type"] = "tool_call"
+        given["tool_calls"] = [  # validation's key order and its "type" key
+            {"name": c["name"], "args": c["args"], "id": c["id"], "type": "tool_call"}
+            for c in calls
+        ]
+    del given["role"]
     return given
 
 
@@ -261,11 +260,7 @@ def _fast_assistant(given: dict[str, Any]) -> bool:
     """Check (and complete, as validation would) an assistant's usage and tool calls."""
     usage = given.get("usage_metadata")
     if usage is not None:
-        if not (
-            type(usage) is dict
-            and usage.keys() == _USAGE_KEYS
-            and all(type(v) is int for v in usage.values())
-        ):
+        if not _fast_usage(usage):
             return False
         given["usage_metadata"] = dict(usage)
     if "tool_calls" in given:
@@ -277,6 +272,16 @@ def _fast_assistant(given: dict[str, Any]) -> bool:
             for c in calls
         ]
     return True
+
+
+def _fast_usage(usage: Any) -> bool:
+    return (
+        type(usage) is dict
+        and usage.keys() == _USAGE_KEYS
+        and type(usage["input_tokens"]) is int
+        and type(usage["output_tokens"]) is int
+        and type(usage["total_tokens"]) is int
+    )
 
 
 def _fast_call(call: Any) -> bool:
@@ -299,10 +304,13 @@ def message_from_payload(payload: bytes | str) -> BaseMessage:
     """The LangChain message of a stored payload, equal to
     ``record_to_langchain(decode_payload(payload))`` and built without copying the freshly
     decoded record's dicts (for reads that want messages, not records)."""
-    rec = decode_payload(payload)
+    if type(payload) is bytes and payload.endswith(_EXACT):
+        rec: Record = orjson.loads(payload)
+    else:
+        rec = decode_payload(payload)
     template = _TEMPLATES.get(rec["role"])
     if template is not None:
-        given = _fast_values(rec.copy(), owned=True)
+        given = _fast_values(rec, owned=True)
         if given is not None:
             return template.build(given)
     return record_to_langchain(rec)
