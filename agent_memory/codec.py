@@ -205,14 +205,11 @@ def _plain(value: Any, kind: type) -> bool:
     return value is None or type(value) is kind
 
 
-def _fast_values(rec: Record, owned: bool = False) -> dict[str, Any] | None:
-    """The given field values when ``rec`` has a fast shape, else None. ``owned``: ``rec`` was
-    just decoded for this message alone, so its dicts become the message's without copies."""
+def _fast_values(rec: Record) -> dict[str, Any] | None:
+    """The given field values when ``rec`` has a fast shape, else None."""
     keys = _FAST_KEYS.get(rec["role"])
     if keys is None or not keys.issuperset(rec) or type(rec["content"]) is not str:
         return None
-    if owned:
-        return _fast_owned(rec)
     given = rec.copy()
     del given["role"]
     value = given.get("id")
@@ -231,8 +228,9 @@ def _fast_values(rec: Record, owned: bool = False) -> dict[str, Any] | None:
 
 
 def _fast_owned(given: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`_fast_values` of a record nobody else holds: the same checks, no copies; the
-    record is changed into the field values only once every check has passed."""
+    """:func:`_fast_values` of a record of a fast role and keys that nobody else holds (just
+    decoded for this message alone): the same checks, its dicts become the message's without
+    copies; the record is changed into the field values only once every check has passed."""
     value = given.get("id")
     if value is not None and type(value) is not str:
         return None
@@ -308,11 +306,15 @@ def message_from_payload(payload: bytes | str) -> BaseMessage:
         rec: Record = orjson.loads(payload)
     else:
         rec = decode_payload(payload)
-    template = _TEMPLATES.get(rec["role"])
-    if template is not None:
-        given = _fast_values(rec, owned=True)
-        if given is not None:
-            return template.build(given)
+    role = rec["role"]
+    template = _TEMPLATES.get(role)
+    if (
+        template is not None
+        and _FAST_KEYS[role].issuperset(rec)
+        and type(rec["content"]) is str
+        and (given := _fast_owned(rec)) is not None
+    ):
+        return template.build(given)
     return record_to_langchain(rec)
 
 
