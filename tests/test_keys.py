@@ -174,3 +174,19 @@ def test_generated_ids_never_touch_each_others_keys(conversation_ids: list[str])
     listed = {c.id for c in store.list_conversations(limit=10).items}
     assert listed == set(others)
     client.close()
+
+
+def test_the_core_remembers_validated_ids_and_keys_within_a_bound() -> None:
+    from agent_memory.core import _KEYS_CACHED, StoreConfig, StoreCore
+
+    core = StoreCore(StoreConfig(KeySchema("p"), 1000))
+    first = core.conversation_keys("a{b}*")
+    assert core.conversation_keys("a{b}*") is first  # remembered
+    assert first == KeySchema("p").conversation("a{b}*")
+    with pytest.raises(InvalidConversationId):
+        core.conversation_keys("bad\x00id")  # never remembered: refused every time
+    with pytest.raises(InvalidConversationId):
+        core.conversation_keys("bad\x00id")
+    for i in range(_KEYS_CACHED + 10):
+        core.conversation_keys(f"c{i}")
+    assert len(core._keys) <= _KEYS_CACHED

@@ -90,7 +90,7 @@ else
 end
 if token ~= '' then
   redis.call('LPUSH', KEYS[4], table.concat(cursors, ','), token)
-  redis.call('LTRIM', KEYS[4], 0, 31)
+  redis.call('LTRIM', KEYS[4], '0', '31') -- strings: see decimal()
 end
 touch_conversation(conv_id, now, ttl, named)
 return with_index_info(out, now, named)
