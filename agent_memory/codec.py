@@ -308,13 +308,12 @@ def message_from_payload(payload: bytes | str) -> BaseMessage:
         rec = decode_payload(payload)
     role = rec["role"]
     template = _TEMPLATES.get(role)
-    if (
-        template is not None
-        and _FAST_KEYS[role].issuperset(rec)
-        and type(rec["content"]) is str
-        and (given := _fast_owned(rec)) is not None
-    ):
-        return template.build(given)
+    if template is not None and type(rec["content"]) is str:
+        if len(rec) == 2:  # role and text content only (a user's typical message)
+            del rec["role"]
+            return template.build(rec)
+        if _FAST_KEYS[role].issuperset(rec) and (given := _fast_owned(rec)) is not None:
+            return template.build(given)
     return record_to_langchain(rec)
 
 

@@ -211,7 +211,8 @@ def render(
         "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
         "",
         "Subjects: **ours** = `agent_memory.RedisChatMessageHistory` (one shared client); "
-        "**ours-async** = `AsyncConversationStore` (reads rebuilt as LangChain messages); "
+        "**ours-async** = `AsyncConversationStore` (reads as LangChain messages: "
+        "`get_langchain_messages`); "
         "**peer** / **peer-ttl** = `langchain_community.chat_message_histories."
         "RedisChatMessageHistory` without / with `ttl`; **raw** = the redis-py limit on the "
         "same server (one pipeline of XADD per message + HSET + EXPIRE per write call, payloads "

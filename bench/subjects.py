@@ -1,8 +1,8 @@
 """The implementations under test, each behind the same five workload loops.
 
 * ``ours``: :class:`agent_memory.RedisChatMessageHistory` (sync, one shared client);
-* ``ours-async``: :class:`agent_memory.AsyncConversationStore` (reads rebuilt as LangChain
-  messages, like the history does);
+* ``ours-async``: :class:`agent_memory.AsyncConversationStore` (reads as LangChain messages
+  with ``get_langchain_messages``, like the history's ``aget_messages``);
 * ``peer`` / ``peer-ttl``: ``langchain_community``'s ``RedisChatMessageHistory`` without and
   with ``ttl``;
 * ``raw``: the limit of redis-py on the same server: one pipeline of XADD per message + HSET +
@@ -199,7 +199,7 @@ class OursAsync(Subject):
         self._go(go())
 
     async def _messages(self, sid: str) -> list[BaseMessage]:
-        return [m.to_langchain() for m in await self.store.get_messages(sid)]
+        return await self.store.get_langchain_messages(sid)  # what the async history reads
 
     def read(self, sids: Sequence[str]) -> int:
         async def go() -> int:

@@ -17,7 +17,12 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 from samples import FIDELITY
 
-from agent_memory import InvalidInput, RedisChatMessageHistory
+from agent_memory import (
+    AsyncConversationStore,
+    ConversationStore,
+    InvalidInput,
+    RedisChatMessageHistory,
+)
 
 HistoryFactory = Callable[..., RedisChatMessageHistory]
 
@@ -268,3 +273,23 @@ def test_constructing_does_no_io_and_takes_peer_arguments() -> None:
     assert h.ttl == 60
     with pytest.raises(TypeError, match="unexpected keyword arguments: bogus"):
         RedisChatMessageHistory("s", redis_url="redis://127.0.0.1:1/2", bogus=1)
+
+
+async def test_the_stores_read_langchain_messages_as_get_messages_then_to_langchain(
+    store: ConversationStore, astore: AsyncConversationStore
+) -> None:
+    written = [w for _, w, _ in FIDELITY]
+    store.append("lc", written)
+    stored = store.get_messages("lc")
+    expected = [m.to_langchain() for m in stored]
+    for got in (store.get_langchain_messages("lc"), await astore.get_langchain_messages("lc")):
+        assert got == expected
+        assert [type(m) for m in got] == [type(m) for m in expected]
+    last_two = store.get_langchain_messages("lc", limit=2)
+    assert last_two == expected[-2:]
+    assert await astore.get_langchain_messages("lc", limit=2) == expected[-2:]
+    assert store.get_langchain_messages("missing") == []
+    # two reads never share a dict
+    again = store.get_langchain_messages("lc")
+    pairs = zip(got, again, strict=True)
+    assert all(a.response_metadata is not b.response_metadata for a, b in pairs)
