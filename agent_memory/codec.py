@@ -206,24 +206,27 @@ def _plain(value: Any, kind: type) -> bool:
 
 
 def _fast_values(rec: Record) -> dict[str, Any] | None:
-    """The given field values when ``rec`` has a fast shape, else None."""
+    """The given field values when ``rec`` has a fast shape, else None. ``rec`` may be read
+    again (a StoredMessage's record): the message gets copies of its dicts, as validation
+    would make."""
     keys = _FAST_KEYS.get(rec["role"])
     if keys is None or not keys.issuperset(rec) or type(rec["content"]) is not str:
         return None
+    return _fast_owned(_own_copy(rec))
+
+
+def _own_copy(rec: Record) -> Record:
+    """``rec`` with its message-level dicts (metadata, usage, tool-call args) copied."""
     given = rec.copy()
-    del given["role"]
-    value = given.get("id")
-    if value is not None and type(value) is not str:
-        return None
-    value = given.get("name")
-    if value is not None and type(value) is not str:
-        return None
-    if "response_metadata" in given:
-        if type(given["response_metadata"]) is not dict:
-            return None
-        given["response_metadata"] = dict(given["response_metadata"])  # own dict, as validated
-    if ("usage_metadata" in given or "tool_calls" in given) and not _fast_assistant(given):
-        return None
+    for name in ("response_metadata", "usage_metadata"):
+        if type(given.get(name)) is dict:
+            given[name] = dict(given[name])
+    calls = given.get("tool_calls")
+    if type(calls) is list:
+        given["tool_calls"] = [
+            {**c, "args": dict(c["args"])} if type(c) is dict and type(c.get("args")) is dict else c
+            for c in calls
+        ]
     return given
 
 
@@ -252,24 +255,6 @@ def _fast_owned(given: dict[str, Any]) -> dict[str, Any] | None:
         ]
     del given["role"]
     return given
-
-
-def _fast_assistant(given: dict[str, Any]) -> bool:
-    """Check (and complete, as validation would) an assistant's usage and tool calls."""
-    usage = given.get("usage_metadata")
-    if usage is not None:
-        if not _fast_usage(usage):
-            return False
-        given["usage_metadata"] = dict(usage)
-    if "tool_calls" in given:
-        calls = given["tool_calls"]
-        if type(calls) is not list or not all(_fast_call(c) for c in calls):
-            return False
-        given["tool_calls"] = [
-            {"name": c["name"], "args": dict(c["args"]), "id": c["id"], "type": "tool_call"}
-            for c in calls
-        ]
-    return True
 
 
 def _fast_usage(usage: Any) -> bool:

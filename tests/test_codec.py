@@ -220,3 +220,26 @@ def test_an_unknown_message_class_is_refused() -> None:
 
     with pytest.raises(InvalidMessage, match="unsupported LangChain message type Odd"):
         record_from_input(Odd(content="x"))
+
+
+def test_two_reads_of_one_record_share_no_dicts() -> None:
+    def message() -> AIMessage:
+        return AIMessage(
+            "",
+            tool_calls=[{"id": "c1", "name": "f", "args": {"x": 1}}],
+            usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+            response_metadata={"m": 1},
+        )
+
+    original = message()
+    stored = StoredMessage(
+        "1-0", decode_payload(encode_record(record_from_langchain(message()), 10**6))
+    )
+    first, second = stored.to_langchain(), stored.to_langchain()
+    assert isinstance(first, AIMessage)
+    first.tool_calls[0]["args"]["x"] = 99
+    first.response_metadata["m"] = 99
+    assert first.usage_metadata is not None
+    first.usage_metadata["input_tokens"] = 99
+    assert second == original
+    assert stored.to_langchain() == original
