@@ -50,6 +50,37 @@ def fresh_server(tmp_path: Path) -> Iterator[RedisProcess]:
     server.stop()
 
 
+@pytest.fixture
+def durable_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A real redis-server of this test's own with ``appendfsync always``: every write it
+    acknowledged is on disk, so a ``kill -9`` may lose nothing."""
+    server = RedisProcess(tmp_path / "durable-redis", appendfsync="always").start()
+    yield server
+    server.stop()
+
+
+def snapshot(
+    client: redis.Redis, prefix: str = "agent_memory", *, tokens: bool = True
+) -> dict[bytes, Any]:
+    """Every key under the prefix: its type, exact content and absolute expiry (PEXPIRETIME).
+    ``tokens=False`` leaves out the append-token lists (transient retry state)."""
+    out: dict[bytes, Any] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key)
+        if kind == b"stream":
+            value: Any = client.xrange(key)
+        elif kind == b"hash":
+            value = client.hgetall(key)
+        elif kind == b"zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        elif tokens:
+            value = client.lrange(key, 0, -1)
+        else:
+            continue
+        out[key] = (kind, value, client.pexpiretime(key))
+    return out
+
+
 @dataclass
 class Backend:
     """A Redis to test against: a sync client, and a factory for asyncio clients."""

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from conftest import make_settings
+from conftest import make_settings, snapshot
 
 from agent_memory import ConversationStore, StoreUnavailable
 from agent_memory.embedded import RedisProcess
@@ -26,34 +25,10 @@ pytestmark = [pytest.mark.redis_server]
 DB = 2
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisProcess]:
-    proc = RedisProcess(tmp_path / "redis", appendfsync="always").start()
-    yield proc
-    proc.stop()
-
-
-def _store(server: RedisProcess, **settings: Any) -> ConversationStore:
+def _store(durable_server: RedisProcess, **settings: Any) -> ConversationStore:
     return ConversationStore.from_settings(
-        make_settings(redis_url=f"{server.url}/{DB}", **settings)
+        make_settings(redis_url=f"{durable_server.url}/{DB}", **settings)
     )
-
-
-def snapshot(client: redis.Redis, prefix: str = "agent_memory") -> dict[bytes, Any]:
-    """Every key under the prefix: its exact content and absolute expiry (PEXPIRETIME)."""
-    out: dict[bytes, Any] = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = client.type(key)
-        if kind == b"stream":
-            value: Any = client.xrange(key)
-        elif kind == b"hash":
-            value = client.hgetall(key)
-        elif kind == b"zset":
-            value = client.zrange(key, 0, -1, withscores=True)
-        else:
-            value = client.lrange(key, 0, -1)
-        out[key] = (kind, value, client.pexpiretime(key))
-    return out
 
 
 def _write_some(store: ConversationStore, conversations: int = 5, per: int = 20) -> int:
@@ -72,14 +47,14 @@ def _write_some(store: ConversationStore, conversations: int = 5, per: int = 20)
     return n
 
 
-def _assert_survives(server: RedisProcess, how: str) -> int:
-    store = _store(server)
+def _assert_survives(durable_server: RedisProcess, how: str) -> int:
+    store = _store(durable_server)
     acknowledged = _write_some(store)
-    before = snapshot(server.client(db=DB))
+    before = snapshot(durable_server.client(db=DB))
     assert before  # the test would prove nothing on an empty database
-    getattr(server, how)()
-    server.start()
-    after = snapshot(server.client(db=DB))
+    getattr(durable_server, how)()
+    durable_server.start()
+    after = snapshot(durable_server.client(db=DB))
     assert after == before  # byte-equal streams, same metadata, same absolute expiry
     recovered = sum(len(v) for kind, v, _ in after.values() if kind == b"stream")
     assert recovered == acknowledged
@@ -87,19 +62,21 @@ def _assert_survives(server: RedisProcess, how: str) -> int:
     return recovered
 
 
-def test_acknowledged_messages_and_expiry_survive_kill_9(server: RedisProcess) -> None:
-    assert _assert_survives(server, "kill") == 100
+def test_acknowledged_messages_and_expiry_survive_kill_9(durable_server: RedisProcess) -> None:
+    assert _assert_survives(durable_server, "kill") == 100
 
 
-def test_acknowledged_messages_and_expiry_survive_a_clean_shutdown(server: RedisProcess) -> None:
-    assert _assert_survives(server, "stop") == 100
+def test_acknowledged_messages_and_expiry_survive_a_clean_shutdown(
+    durable_server: RedisProcess,
+) -> None:
+    assert _assert_survives(durable_server, "stop") == 100
 
 
 def test_nothing_is_lost_when_killed_after_an_aof_rewrite_during_writes(
-    server: RedisProcess,
+    durable_server: RedisProcess,
 ) -> None:
-    store = _store(server)
-    raw = server.client(db=DB)
+    store = _store(durable_server)
+    raw = durable_server.client(db=DB)
     stop = threading.Event()
     acked: list[str] = []
 
@@ -125,11 +102,13 @@ def test_nothing_is_lost_when_killed_after_an_aof_rewrite_during_writes(
     thread.join()
     assert raw.info("persistence")["aof_last_bgrewrite_status"] == "ok"
     before = snapshot(raw)
-    server.kill()
-    server.start()
-    after = snapshot(server.client(db=DB))
+    durable_server.kill()
+    durable_server.start()
+    after = snapshot(durable_server.client(db=DB))
     assert after == before
-    ids = [json.loads(f[b"m"])["id"] for _, f in server.client(db=DB).xrange(_stream(store))]
+    ids = [
+        json.loads(f[b"m"])["id"] for _, f in durable_server.client(db=DB).xrange(_stream(store))
+    ]
     assert ids == acked
     print(f"rewrite + kill -9: {len(acked)} acknowledged, {len(ids)} recovered")
     store.close()
@@ -139,9 +118,11 @@ def _stream(store: ConversationStore, cid: str = "rewritten") -> str:
     return store.keys.conversation(cid).stream
 
 
-def test_eight_concurrent_writers_lose_nothing_and_keep_their_order(server: RedisProcess) -> None:
+def test_eight_concurrent_writers_lose_nothing_and_keep_their_order(
+    durable_server: RedisProcess,
+) -> None:
     writers, per_writer = 8, 500
-    store = _store(server)  # one client, one connection pool, shared by the threads
+    store = _store(durable_server)  # one client, one connection pool, shared by the threads
     errors: list[BaseException] = []
 
     def write(w: int) -> None:
@@ -170,9 +151,9 @@ def test_eight_concurrent_writers_lose_nothing_and_keep_their_order(server: Redi
 
 
 def test_crash_under_load_keeps_every_acknowledged_append_exactly_once(
-    server: RedisProcess,
+    durable_server: RedisProcess,
 ) -> None:
-    store = _store(server, retries=0)
+    store = _store(durable_server, retries=0)
     acked: dict[str, list[str]] = {}
     lock = threading.Lock()
     started = threading.Barrier(7)
@@ -196,13 +177,13 @@ def test_crash_under_load_keeps_every_acknowledged_append_exactly_once(
         t.start()
     started.wait()
     time.sleep(0.4)
-    server.kill()  # mid-load: appends are in flight
+    durable_server.kill()  # mid-load: appends are in flight
     for t in threads:
         t.join()
     total = sum(map(len, acked.values()))
     assert total > 100  # the load was real
-    server.start()
-    raw = server.client(db=DB)
+    durable_server.start()
+    raw = durable_server.client(db=DB)
     for cid, ids in acked.items():
         keys = store.keys.conversation(cid)
         stored = [json.loads(f[b"m"])["id"] for _, f in raw.xrange(keys.stream)]
@@ -251,15 +232,16 @@ def test_fsync_ack_waits_for_waitaof_in_the_same_round_trip(tmp_path: Path) -> N
 
 
 def test_fsync_ack_on_a_server_without_waitaof_raises_server_unsupported(
-    server: RedisProcess,
+    durable_server: RedisProcess,
 ) -> None:
     from agent_memory import ServerUnsupported
 
-    assert server.client().info("server")["redis_version"].startswith("7.0")
-    store = _store(server, fsync_ack=True)
+    assert durable_server.client().info("server")["redis_version"].startswith("7.0")
+    store = _store(durable_server, fsync_ack=True)
     with pytest.raises(ServerUnsupported, match="WAITAOF"):
         store.append("c", [{"role": "user", "content": "x", "id": "m1"}])
-    plain = _store(server)  # the append itself was applied; retrying it stores nothing twice
+    # the append itself was applied; retrying it stores nothing twice
+    plain = _store(durable_server)
     retried = plain.append("c", [{"role": "user", "content": "x", "id": "m1"}])
     assert [m.added for m in retried] == [False]
     assert len(plain.get_messages("c")) == 1
@@ -267,12 +249,12 @@ def test_fsync_ack_on_a_server_without_waitaof_raises_server_unsupported(
     plain.close()
 
 
-def test_messages_acknowledged_by_the_api_survive_kill_9(server: RedisProcess) -> None:
+def test_messages_acknowledged_by_the_api_survive_kill_9(durable_server: RedisProcess) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    app = create_app(make_settings(redis_url=f"{server.url}/{DB}"))
+    app = create_app(make_settings(redis_url=f"{durable_server.url}/{DB}"))
     acknowledged: list[dict[str, Any]] = []
     with TestClient(app) as client:
         client.post("/api/v1/conversations", json={"id": "api-1", "user_id": "u", "title": "T"})
@@ -282,10 +264,10 @@ def test_messages_acknowledged_by_the_api_survive_kill_9(server: RedisProcess) -
             assert reply.status_code == 201
             acknowledged += reply.json()["messages"]
         head = client.get("/api/v1/conversations/api-1").json()
-        before = snapshot(server.client(db=DB))
-        server.kill()
-        server.start()
-        assert snapshot(server.client(db=DB)) == before
+        before = snapshot(durable_server.client(db=DB))
+        durable_server.kill()
+        durable_server.start()
+        assert snapshot(durable_server.client(db=DB)) == before
         after = client.get("/api/v1/conversations/api-1/messages", params={"limit": 100}).json()
         assert after["messages"] == acknowledged  # same ids, cursors, created_at, content
         assert client.get("/api/v1/conversations/api-1").json()["expires_at"] == head["expires_at"]

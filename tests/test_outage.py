@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import make_settings
@@ -23,28 +21,23 @@ pytestmark = [pytest.mark.redis_server]
 NO_HANG = 5.0
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisProcess]:
-    proc = RedisProcess(tmp_path / "redis", appendfsync="always").start()
-    yield proc
-    proc.stop()
-
-
 def _msgs(*ids: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"text of {i}", "id": i} for i in ids]
 
 
-def test_library_raises_store_unavailable_then_recovers_by_itself(server: RedisProcess) -> None:
-    store = ConversationStore.from_settings(make_settings(redis_url=f"{server.url}/2"))
+def test_library_raises_store_unavailable_then_recovers_by_itself(
+    durable_server: RedisProcess,
+) -> None:
+    store = ConversationStore.from_settings(make_settings(redis_url=f"{durable_server.url}/2"))
     store.append("c", _msgs("m1", "m2"))
-    server.kill()
+    durable_server.kill()
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
         store.append("c", _msgs("m2", "m3"))
     with pytest.raises(StoreUnavailable):
         store.get_messages("c")
     assert time.monotonic() - started < NO_HANG
-    server.start()  # same port, same data directory
+    durable_server.start()  # same port, same data directory
     retried = store.append("c", _msgs("m2", "m3"))  # the same client object, no reconnect call
     assert [m.added for m in retried] == [False, True]
     assert [m.id for m in store.get_messages("c")] == ["m1", "m2", "m3"]
@@ -52,33 +45,33 @@ def test_library_raises_store_unavailable_then_recovers_by_itself(server: RedisP
 
 
 def test_a_frozen_server_gives_store_unavailable_after_one_socket_timeout(
-    server: RedisProcess,
+    durable_server: RedisProcess,
 ) -> None:
     # Timeouts are not retried (connection errors are): 1 s here, not (1 + retries) x 1 s.
-    settings = make_settings(redis_url=f"{server.url}/2", socket_timeout=1.0, retries=2)
+    settings = make_settings(redis_url=f"{durable_server.url}/2", socket_timeout=1.0, retries=2)
     store = ConversationStore.from_settings(settings)
     store.append("c", _msgs("m1"))
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGSTOP)  # accepts connections (kernel) but never answers
+    assert durable_server.pid is not None
+    os.kill(durable_server.pid, signal.SIGSTOP)  # accepts connections (kernel) but never answers
     try:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             store.get_messages("c")
         assert 1.0 <= time.monotonic() - started < 1.9
     finally:
-        os.kill(server.pid, signal.SIGCONT)
+        os.kill(durable_server.pid, signal.SIGCONT)
     assert [m.id for m in store.get_messages("c")] == ["m1"]
     store.close()
 
 
 def test_api_answers_503_while_redis_is_down_and_recovers_without_restart(
-    server: RedisProcess,
+    durable_server: RedisProcess,
 ) -> None:
-    app = create_app(make_settings(redis_url=f"{server.url}/2"))
+    app = create_app(make_settings(redis_url=f"{durable_server.url}/2"))
     url = "/api/v1/conversations/chat-1/messages"
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post(url, json={"messages": _msgs("m1", "m2")}).status_code == 201
-        server.kill()
+        durable_server.kill()
         for request in (
             lambda: client.post(url, json={"messages": _msgs("m2", "m3")}),
             lambda: client.get(url),
@@ -92,7 +85,7 @@ def test_api_answers_503_while_redis_is_down_and_recovers_without_restart(
             assert int(response.headers["Retry-After"]) >= 1
         down = client.post(url, json={"messages": _msgs("m2", "m3")})
         assert down.json()["error"]["code"] == "store_unavailable"
-        server.start()
+        durable_server.start()
         again = client.post(url, json={"messages": _msgs("m2", "m3")})  # the client's retry
         assert again.status_code == 201
         listed = client.get(url).json()["messages"]
@@ -101,18 +94,18 @@ def test_api_answers_503_while_redis_is_down_and_recovers_without_restart(
 
 
 def test_requests_during_a_crash_get_201_or_503_and_nothing_acknowledged_is_lost(
-    server: RedisProcess,
+    durable_server: RedisProcess,
 ) -> None:
-    app = create_app(make_settings(redis_url=f"{server.url}/2", retries=0))
+    app = create_app(make_settings(redis_url=f"{durable_server.url}/2", retries=0))
     url = "/api/v1/conversations/busy/messages"
     acknowledged: list[str] = []
     statuses: list[int] = []
     with TestClient(app, raise_server_exceptions=False) as client:
         for i in range(60):
             if i == 20:
-                server.kill()
+                durable_server.kill()
             if i == 40:
-                server.start()
+                durable_server.start()
             response = client.post(url, json={"messages": _msgs(f"m{i}")})
             statuses.append(response.status_code)
             if response.status_code == 201:

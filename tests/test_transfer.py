@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from conftest import Backend, make_settings
+from conftest import Backend, make_settings, snapshot
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from typer.testing import CliRunner
 
@@ -36,22 +35,6 @@ def _fill(store: ConversationStore) -> None:
     store.create("empty", title="no messages yet")
 
 
-def _dump(raw: redis.Redis, prefix: str = "agent_memory") -> dict[bytes, Any]:
-    out: dict[bytes, Any] = {}
-    for key in raw.scan_iter(match=f"{prefix}:*"):
-        kind = raw.type(key)
-        if kind == b"stream":
-            value: Any = raw.xrange(key)
-        elif kind == b"hash":
-            value = raw.hgetall(key)
-        elif kind == b"zset":
-            value = raw.zrange(key, 0, -1, withscores=True)
-        else:
-            continue  # the append-token list is transient retry state: not exported
-        out[key] = (value, raw.pexpiretime(key))
-    return out
-
-
 def _export(store: ConversationStore, chunk: int = 3) -> str:
     out = io.StringIO()
     export_jsonl(store, out, chunk=chunk)
@@ -62,12 +45,14 @@ def test_export_then_import_into_an_empty_db_restores_everything_exactly(
     backend: Backend, store: ConversationStore
 ) -> None:
     _fill(store)
-    before = _dump(backend.client)
+    before = snapshot(backend.client, tokens=False)
     text = _export(store)
     store.clear_all()
     stats = import_jsonl(store, io.StringIO(text), chunk=2)
     assert (stats.conversations, stats.messages) == (3, 10)
-    assert _dump(backend.client) == before  # byte-equal entries, same cursors, same expiry
+    assert (
+        snapshot(backend.client, tokens=False) == before
+    )  # byte-equal entries, same cursors, same expiry
     restored = store.get_messages("a {b}*")
     assert next(m.to_langchain() for m in restored) == HumanMessage("hi", id="h1")
     assert store.append("a {b}*", [HumanMessage("again", id="h1")])[0].added is False
@@ -96,17 +81,17 @@ def test_reimport_adds_nothing_and_existing_conversations_win(
     _fill(store)
     text = _export(store)
     store.append("long", [{"role": "user", "content": "written after the export"}])
-    before = _dump(backend.client)
+    before = snapshot(backend.client, tokens=False)
     stats = import_jsonl(store, io.StringIO(text))
     assert (stats.conversations, stats.messages, stats.skipped_existing) == (0, 0, 3)
-    assert _dump(backend.client) == before
+    assert snapshot(backend.client, tokens=False) == before
 
 
 def test_an_interrupted_import_completes_when_run_again(
     backend: Backend, store: ConversationStore
 ) -> None:
     _fill(store)
-    before = _dump(backend.client)
+    before = snapshot(backend.client, tokens=False)
     text = _export(store)
     store.clear_all()
     lines = text.splitlines(keepends=True)
@@ -116,7 +101,7 @@ def test_an_interrupted_import_completes_when_run_again(
     assert store.get_messages("long")  # partly restored, every key with its TTL
     assert all(backend.client.pttl(k) > 0 for k in backend.client.scan_iter("agent_memory:*"))
     import_jsonl(store, io.StringIO(text), chunk=2)
-    assert _dump(backend.client) == before
+    assert snapshot(backend.client, tokens=False) == before
 
 
 def test_import_under_another_prefix_rebuilds_the_indexes(store: ConversationStore) -> None:
@@ -179,7 +164,7 @@ def test_cli_export_and_import_between_two_servers(
 ) -> None:
     source = ConversationStore.from_url(f"{fresh_server.url}/2")
     _fill(source)
-    before = _dump(fresh_server.client(db=2))
+    before = snapshot(fresh_server.client(db=2), tokens=False)
     dump = tmp_path / "memory.jsonl"
     runner = CliRunner()
     result = runner.invoke(app, ["export", "--url", f"{fresh_server.url}/2", "-o", str(dump)])
@@ -190,7 +175,7 @@ def test_cli_export_and_import_between_two_servers(
         result = runner.invoke(app, ["import", str(dump), "--url", url])
         assert result.exit_code == 0, result.output
         assert "restored 3 conversations, 10 messages" in result.output
-        assert _dump(target.client(db=2)) == before
+        assert snapshot(target.client(db=2), tokens=False) == before
         again = runner.invoke(app, ["import", str(dump), "--url", url])
         assert "restored 0 conversations, 0 messages; 3 already present" in again.output
     source.close()
