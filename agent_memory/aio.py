@@ -85,6 +85,11 @@ class AsyncConversationStore(StoreBase[Redis]):
                 return [None]
             raise connection.translate(exc) from exc
 
+    async def run(self, plan: Plan[T]) -> T:
+        """Carry ``plan`` (the :mod:`agent_memory.plan` protocol) to Redis and back, a batch per
+        round trip, and return its result: how integrations run plans of their own."""
+        return await self._run(plan)
+
     async def _run(self, plan: Plan[T]) -> T:
         try:
             batch = next(plan)

@@ -77,6 +77,11 @@ class ConversationStore(StoreBase[Redis]):
                 return [None]
             raise connection.translate(exc) from exc
 
+    def run(self, plan: Plan[T]) -> T:
+        """Carry ``plan`` (the :mod:`agent_memory.plan` protocol) to Redis and back, a batch per
+        round trip, and return its result: how integrations run plans of their own."""
+        return self._run(plan)
+
     def _run(self, plan: Plan[T]) -> T:
         try:
             batch = next(plan)
