@@ -177,36 +177,25 @@ def _no_key_without_ttl(server: Server, prefix: str) -> None:
 
 
 @pytest.mark.redis_server
-async def test_async_saver_passes_every_capability(server: Server, settings: Settings) -> None:
+@pytest.mark.parametrize("mode", ["async", "sync"])
+async def test_saver_passes_every_capability(server: Server, settings: Settings, mode: str) -> None:
     prefix = f"lgc{uuid.uuid4().hex[:8]}"
     clients: list[Any] = []
+    name = "AsyncRedisSaver" if mode == "async" else "RedisSaver"
 
-    @checkpointer_test(name=f"AsyncRedisSaver on {server.name}")
-    async def factory() -> AsyncIterator[AsyncRedisSaver]:
-        client = server.aio()
-        clients.append(client)
-        yield AsyncRedisSaver(client, settings=settings, key_prefix=prefix)
+    @checkpointer_test(name=f"{name} on {server.name}")
+    async def factory() -> AsyncIterator[RedisSaver | AsyncRedisSaver]:
+        if mode == "async":
+            clients.append(server.aio())
+            yield AsyncRedisSaver(clients[-1], settings=settings, key_prefix=prefix)
+        else:
+            clients.append(server.sync())
+            yield SyncSaverAsAsync(clients[-1], settings=settings, key_prefix=prefix)
 
     report = await validate(factory)
     for client in clients:
-        await client.aclose()
-    _check(report)
-    _no_key_without_ttl(server, prefix)
-
-
-@pytest.mark.redis_server
-async def test_sync_saver_passes_every_capability(server: Server, settings: Settings) -> None:
-    prefix = f"lgc{uuid.uuid4().hex[:8]}"
-    clients: list[Any] = []
-
-    @checkpointer_test(name=f"RedisSaver on {server.name}")
-    async def factory() -> AsyncIterator[RedisSaver]:
-        client = server.sync()
-        clients.append(client)
-        yield SyncSaverAsAsync(client, settings=settings, key_prefix=prefix)
-
-    report = await validate(factory)
-    for client in clients:
-        client.close()
+        closed = client.aclose() if mode == "async" else client.close()
+        if closed is not None:
+            await closed
     _check(report)
     _no_key_without_ttl(server, prefix)

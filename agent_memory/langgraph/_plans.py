@@ -22,15 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import (
-    AIMessage,
-    BaseMessage,
-    ChatMessage,
-    FunctionMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-)
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -45,7 +37,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_memory import scripts
-from agent_memory.codec import encode_record, message_from_payload, record_from_langchain
+from agent_memory.codec import _CLASSES, encode_record, message_from_payload, record_from_langchain
 from agent_memory.core import StoreCore
 from agent_memory.errors import AgentMemoryError, InvalidInput
 from agent_memory.keys import validate_id
@@ -58,9 +50,7 @@ EMPTY = b"empty" + SEP
 FULL = "!"  # _Known: this thread's list extends one that had to be stored in full
 MESSAGES_CHANNEL = "messages"
 PRUNE_STRATEGIES = ("keep_latest", "delete")
-_EXACT_CLASSES = frozenset(
-    {AIMessage, HumanMessage, SystemMessage, ToolMessage, FunctionMessage, ChatMessage}
-)
+_EXACT_CLASSES = frozenset(_CLASSES.values())  # the classes the codec rebuilds
 _IDX_OFFSET = 2**31
 _PAGE = 10
 _RUNS_PER_CALL = 100

@@ -7,11 +7,9 @@ both share every bit of logic and differ only where I/O happens. Constructing on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-import redis
-import redis.asyncio
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
@@ -57,13 +55,34 @@ def _check_client(client: Any) -> None:
 
 
 class _SaverBase(BaseCheckpointSaver[str]):
-    """What both savers share: the store, the plans, versions."""
+    """What both savers share: construction, the store, the plans, versions."""
 
     _store: ConversationStore | AsyncConversationStore
+    _store_class: type[ConversationStore] | type[AsyncConversationStore]
+    _make_client: Callable[[Settings], Any]
 
-    def _setup(self, store: ConversationStore | AsyncConversationStore) -> None:
-        self._store = store
-        self._plans = CheckpointPlans(StoreCore(store.config), self.serde)
+    def __init__(
+        self,
+        redis_client: Any = None,
+        *,
+        redis_url: str | None = None,
+        settings: Settings | None = None,
+        key_prefix: str | None = None,
+        ttl: int | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        """``redis_client``: a ``redis.Redis`` / ``RedisCluster`` for RedisSaver, their
+        ``redis.asyncio`` twins for AsyncRedisSaver; without one, a client of the saver's own
+        from ``redis_url`` or ``settings`` (environment by default). No I/O happens here."""
+        super().__init__(serde=serde)
+        settings = _settings(settings, redis_url)
+        if redis_client is None:
+            redis_client = type(self)._make_client(settings)
+        _check_client(redis_client)
+        self._store = self._store_class(
+            redis_client, settings=settings, key_prefix=key_prefix, ttl=ttl
+        )
+        self._plans = CheckpointPlans(StoreCore(self._store.config), self.serde)
 
     @property
     def store(self) -> ConversationStore | AsyncConversationStore:
@@ -91,25 +110,8 @@ class RedisSaver(_SaverBase):
     client of their own (closed by :meth:`close` / ``with``)."""
 
     _store: ConversationStore
-
-    def __init__(
-        self,
-        redis_client: redis.Redis | redis.RedisCluster | None = None,
-        *,
-        redis_url: str | None = None,
-        settings: Settings | None = None,
-        key_prefix: str | None = None,
-        ttl: int | None = None,
-        serde: SerializerProtocol | None = None,
-    ) -> None:
-        super().__init__(serde=serde)
-        settings = _settings(settings, redis_url)
-        if redis_client is None:
-            redis_client = connection.sync_client(settings)
-        _check_client(redis_client)
-        self._setup(
-            ConversationStore(redis_client, settings=settings, key_prefix=key_prefix, ttl=ttl)  # type: ignore[arg-type]
-        )
+    _store_class = ConversationStore
+    _make_client = staticmethod(connection.sync_client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSaver:
@@ -175,30 +177,8 @@ class AsyncRedisSaver(_SaverBase):
     :class:`RedisSaver`, for ``ainvoke``/``astream`` and ``create_agent``."""
 
     _store: AsyncConversationStore
-
-    def __init__(
-        self,
-        redis_client: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
-        *,
-        redis_url: str | None = None,
-        settings: Settings | None = None,
-        key_prefix: str | None = None,
-        ttl: int | None = None,
-        serde: SerializerProtocol | None = None,
-    ) -> None:
-        super().__init__(serde=serde)
-        settings = _settings(settings, redis_url)
-        if redis_client is None:
-            redis_client = connection.async_client(settings)
-        _check_client(redis_client)
-        self._setup(
-            AsyncConversationStore(
-                redis_client,  # type: ignore[arg-type]
-                settings=settings,
-                key_prefix=key_prefix,
-                ttl=ttl,
-            )
-        )
+    _store_class = AsyncConversationStore
+    _make_client = staticmethod(connection.async_client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncRedisSaver:
