@@ -45,6 +45,13 @@ from agent_memory import (
 from agent_memory.embedded import free_port
 from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
 
+
+def make_settings(**values: Any) -> Settings:
+    """Settings that ignore the environment (as conftest's, kept here: no conftest imports)."""
+    base: dict[str, Any] = {"redis_url": None, "redis_host": None, "ttl_seconds": 2_592_000}
+    return Settings.model_validate({**base, **values})
+
+
 USAGE = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
 
 
@@ -450,3 +457,29 @@ def test_versions_increase_and_never_repeat(saver: RedisSaver) -> None:
         versions.append(saver.get_next_version(versions[-1], None))
     assert versions == sorted(versions)
     assert len({saver.get_next_version(versions[3], None) for _ in range(20)}) == 20
+
+
+def test_a_graph_turn_costs_one_round_trip_per_checkpointer_call(
+    saver: RedisSaver,
+) -> None:
+    """A StateGraph turn (one node) calls get_tuple once, put three times (input, loop,
+    after the node) and put_writes once per task: each is one batch."""
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("warm")]}, _config("turn"))
+    sent = _count_round_trips(saver)
+    graph.invoke({"messages": [HumanMessage("counted")]}, _config("turn"))
+    assert set(sent) == {1}
+    print(f"\nround trips per graph turn: {len(sent)}")
+    assert len(sent) <= 6
+
+
+def test_reads_refresh_the_ttl_when_configured(backend: Any) -> None:
+    touching = make_settings(touch_on_read=True)
+    saver = RedisSaver(backend.client, settings=touching, ttl=1000)
+    _graph(saver).invoke({"messages": [HumanMessage("x")]}, _config("touch"))
+    keys = saver.store.keys.conversation("touch")
+    for key in (*keys.all, *keys.thread):
+        backend.client.pexpire(key, 5000)
+    assert saver.get_tuple(_config("touch")) is not None
+    ttls = [backend.client.pttl(k) for k in (*keys.all, *keys.thread) if backend.client.exists(k)]
+    assert all(t > 900_000 for t in ttls), ttls
