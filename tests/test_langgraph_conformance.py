@@ -199,3 +199,32 @@ async def test_saver_passes_every_capability(server: Server, settings: Settings,
             await closed
     _check(report)
     _no_key_without_ttl(server, prefix)
+
+
+@pytest.mark.redis_server
+def test_on_a_cluster_a_thread_is_one_slot_and_deleting_its_conversation_deletes_it(
+    cluster: list[RedisProcess], settings: Settings
+) -> None:
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from agent_memory import ConversationStore
+
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster[0].port)
+    saver = RedisSaver(client, settings=settings, key_prefix="lgslot")
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": [HumanMessage("hi", id="m1")], "n": 1}
+    checkpoint["channel_versions"] = {"messages": "1", "n": "1"}
+    config = {"configurable": {"thread_id": "slot-thread", "checkpoint_ns": ""}}
+    stored = saver.put(config, checkpoint, {"run_id": "r1"}, {"messages": "1", "n": "1"})
+    saver.put_writes(stored, [("n", 2)], "task")
+    keys = saver.store.keys.conversation("slot-thread")
+    present = [k for k in (*keys.all, *keys.thread) if client.exists(k)]
+    assert len(present) >= 6
+    assert len({client.keyslot(k) for k in present}) == 1
+    store = ConversationStore(client, settings=settings, key_prefix="lgslot")
+    assert [m.content for m in store.get_langchain_messages("slot-thread")] == ["hi"]
+    assert store.delete_conversation("slot-thread")
+    assert [k for k in (*keys.all, *keys.thread) if client.exists(k)] == []
+    assert saver.get_tuple(config) is None
+    client.close()
