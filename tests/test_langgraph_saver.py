@@ -483,3 +483,58 @@ def test_reads_refresh_the_ttl_when_configured(backend: Any) -> None:
     assert saver.get_tuple(_config("touch")) is not None
     ttls = [backend.client.pttl(k) for k in (*keys.all, *keys.thread) if backend.client.exists(k)]
     assert all(t > 900_000 for t in ttls), ttls
+
+
+class SnapshotState(TypedDict):
+    messages: Annotated[
+        list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=2)
+    ]
+
+
+def _history_shape(history: Any) -> dict[str, Any]:
+    """Task ids depend on checkpoint ids (uuid6, different in two savers): channels, values."""
+    return {
+        ch: ([(c, v) for _, c, v in h["writes"]], h.get("seed", "no seed"))
+        for ch, h in history.items()
+    }
+
+
+@pytest.mark.parametrize("state", [DeltaState, SnapshotState])
+def test_delta_channel_history_is_in_memory_savers_in_one_round_trip(
+    saver: RedisSaver, state: type
+) -> None:
+    memory = InMemorySaver()
+    graphs = [_det_graph(saver, state), _det_graph(memory, state)]
+    for i in range(5):
+        for graph in graphs:
+            graph.invoke({"messages": [HumanMessage(f"h{i}", id=f"h{i}")]}, _config("dh"))
+    sent = _count_round_trips(saver)
+    ours = [
+        _history_shape(saver.get_delta_channel_history(config=t.config, channels=["messages"]))
+        for t in saver.list(_config("dh"))
+    ]
+    theirs = [
+        _history_shape(memory.get_delta_channel_history(config=t.config, channels=["messages"]))
+        for t in memory.list(_config("dh"))
+    ]
+    assert ours == theirs
+    sent.clear()
+    saver.get_delta_channel_history(config=_config("dh"), channels=["messages", "nothing"])
+    assert sent == [1]
+    assert saver.get_delta_channel_history(config=_config("dh"), channels=[]) == {}
+
+
+async def test_delta_channel_history_async(backend: Any, settings: Settings) -> None:
+    client = backend.async_client()
+    saver = AsyncRedisSaver(client, settings=settings)
+    graph = _det_graph(saver, SnapshotState)
+    memory = _det_graph(InMemorySaver(), SnapshotState)
+    for i in range(3):
+        await graph.ainvoke({"messages": [HumanMessage(f"x{i}", id=f"x{i}")]}, _config("adh"))
+        await memory.ainvoke({"messages": [HumanMessage(f"x{i}", id=f"x{i}")]}, _config("adh"))
+    ours = await saver.aget_delta_channel_history(config=_config("adh"), channels=["messages"])
+    theirs = await memory.checkpointer.aget_delta_channel_history(
+        config=_config("adh"), channels=["messages"]
+    )
+    assert _history_shape(ours) == _history_shape(theirs)
+    await client.aclose()

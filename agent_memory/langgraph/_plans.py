@@ -18,7 +18,7 @@ Rules of this module (see docs/langgraph.md for the layout and the semantics):
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
     get_checkpoint_id,
     get_checkpoint_metadata,
@@ -214,7 +215,16 @@ class CheckpointPlans:
                 messages_field = value_field
                 continue
             pairs += (value_field, _frame(self.serde.dumps_typed(value)))
-        head = [self._ttl, target.thread_id, _member(ns, checkpoint_id), record, names, run_id]
+        parent = (target.checkpoint_id or "").encode()
+        head = [
+            self._ttl,
+            target.thread_id,
+            _member(ns, checkpoint_id),
+            record,
+            names,
+            run_id,
+            parent,
+        ]
         calls: list[Call] = []
         if run_id and self.core.config.cluster:
             calls = self._run_index_calls([run_id], target.thread_id)
@@ -318,10 +328,7 @@ class CheckpointPlans:
             if value is None or value == EMPTY:
                 continue
             channel = _bytes(values[i]).split(SEP)[2].decode()
-            if isinstance(value, list):
-                channel_values[channel] = self._messages(thread_id, ns, value)
-            else:
-                channel_values[channel] = self.serde.loads_typed(_unframe(_bytes(value)))
+            channel_values[channel] = self._value(thread_id, ns, value)
         target = _Target(thread_id, ns, None)
         parent = saved["parent"]
         return CheckpointTuple(
@@ -329,8 +336,14 @@ class CheckpointPlans:
             checkpoint={**saved["checkpoint"], "channel_values": channel_values},  # type: ignore[typeddict-item]
             metadata=saved["metadata"],
             parent_config=target.config(parent) if parent else None,
-            pending_writes=[self._write(w) for w in writes],
+            pending_writes=[w for w in map(self._write, writes) if w is not None],
         )
+
+    def _value(self, thread_id: str, ns: str, value: Any) -> Any:
+        """A stored channel value: a messages reference (read as a list) or serde bytes."""
+        if isinstance(value, list):
+            return self._messages(thread_id, ns, value)
+        return self.serde.loads_typed(_unframe(_bytes(value)))
 
     def _messages(self, thread_id: str, ns: str, value: list[Any]) -> list[BaseMessage]:
         ref = _text(value[0])
@@ -344,10 +357,50 @@ class CheckpointPlans:
             self.known.remember(thread_id, messages, ref)
         return messages
 
-    def _write(self, member: Any) -> PendingWrite:
+    def _write(self, member: Any, channels: Collection[str] | None = None) -> PendingWrite | None:
+        """A pending write from its member (None if its channel is not in ``channels``)."""
         parts = _bytes(member).split(SEP, 7)
         task_id, channel = parts[3].decode(), parts[5].decode()
+        if channels is not None and channel not in channels:
+            return None
         return (task_id, channel, self.serde.loads_typed((parts[6].decode(), parts[7])))
+
+    def delta_channel_history(
+        self, config: RunnableConfig, channels: Sequence[str]
+    ) -> Plan[dict[str, DeltaChannelHistory]]:
+        """BaseCheckpointSaver.get_delta_channel_history in one round trip: the script walks
+        the parent chain until every channel has a stored value (its ``seed``)."""
+        if not channels:
+            return {}
+        target = _Target.of(config)
+        ns = target.ns or ""
+        names = [_part(c, "channel") for c in channels]
+        args = ("history", ns.encode(), (target.checkpoint_id or "").encode(), *names)
+        steps = yield from self._read(target.thread_id, *args)
+        remaining = set(channels)
+        chunks: dict[str, list[list[PendingWrite]]] = {c: [] for c in channels}
+        seeds: dict[str, Any] = {}
+        for _, found, writes in steps:
+            here: dict[str, list[PendingWrite]] = {}
+            for member in writes:
+                write = self._write(member, remaining)
+                if write is not None:
+                    here.setdefault(write[1], []).append(write)
+            for channel, chunk in here.items():
+                chunks[channel].append(chunk)
+            for i in range(0, len(found), 2):
+                channel = _text(found[i])
+                seeds[channel] = self._value(target.thread_id, ns, found[i + 1])
+                remaining.discard(channel)
+        out: dict[str, DeltaChannelHistory] = {}
+        for channel in channels:
+            entry: DeltaChannelHistory = {
+                "writes": [w for chunk in reversed(chunks[channel]) for w in chunk]
+            }
+            if channel in seeds:
+                entry["seed"] = seeds[channel]
+            out[channel] = entry
+        return out
 
     def listing(
         self,

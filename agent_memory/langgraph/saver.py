@@ -171,6 +171,11 @@ class RedisSaver(_SaverBase):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         self._store.run(self._plans.prune(thread_ids, strategy))
 
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return self._store.run(self._plans.delta_channel_history(config, channels))
+
 
 class AsyncRedisSaver(_SaverBase):
     """LangGraph checkpointer (asyncio, redis.asyncio) on plain Redis: the twin of
@@ -238,6 +243,11 @@ class AsyncRedisSaver(_SaverBase):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await self._store.run(self._plans.prune(thread_ids, strategy))
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await self._store.run(self._plans.delta_channel_history(config, channels))
 
     # The sync methods of BaseCheckpointSaver: a clear error instead of NotImplementedError.
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

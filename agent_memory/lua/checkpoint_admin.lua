@@ -10,7 +10,8 @@ local conv_id = ARGV[2]
 local op = ARGV[3]
 
 local function drop(member)
-  local fields = {'c' .. SEP .. member, 'v' .. SEP .. member, 'r' .. SEP .. member}
+  local fields = {'c' .. SEP .. member, 'v' .. SEP .. member, 'r' .. SEP .. member,
+    'p' .. SEP .. member}
   local run = redis.call('HGET', KEYS[6], fields[3])
   if run then
     redis.call('ZREM', KEYS[8], run .. SEP .. member)

@@ -2,7 +2,8 @@
 -- channel of the root namespace, a reference to the thread's stream, to which the messages
 -- not stored yet are appended (the entry format of append.lua).
 -- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 record, 5 the names of its values'
--- fields (joined by \1), 6 run id or '', 7 n, then n (field, value) pairs; then the messages
+-- fields (joined by \1), 6 run id or '', 7 parent id or '', 8 n, then n (field, value) pairs;
+-- then the messages
 -- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs.
 -- A reference is "count from to from to ...": the count, then inclusive cursor ranges.
 -- Returns {1, reference or ''}, or {0, i} storing nothing when the i-th message's id is in
@@ -11,8 +12,8 @@ local ttl = tonumber(ARGV[1])
 local conv_id = ARGV[2]
 local member = ARGV[3]
 local run = ARGV[6]
-local n = tonumber(ARGV[7])
-local msg_at = 8 + 2 * n
+local n = tonumber(ARGV[8])
+local msg_at = 9 + 2 * n
 local msg_field = ARGV[msg_at] or ''
 local now = now_ms()
 local added = 0
@@ -85,8 +86,9 @@ if msg_field ~= '' then
 end
 
 redis.call('ZADD', KEYS[5], 0, member)
-redis.call('HSET', KEYS[6], 'c' .. SEP .. member, ARGV[4], 'v' .. SEP .. member, ARGV[5])
-for i = 8, 7 + 2 * n, 2 do
+redis.call('HSET', KEYS[6], 'c' .. SEP .. member, ARGV[4], 'v' .. SEP .. member, ARGV[5],
+  'p' .. SEP .. member, ARGV[7])
+for i = 9, 8 + 2 * n, 2 do
   redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
 end
 if run ~= '' then

@@ -3,17 +3,18 @@
 --   'one'    ARGV[3] = the checkpoint (ns NUL id)
 --   'latest' ARGV[3] = ns: the newest checkpoint of that namespace
 --   'page'   ARGV[3], ARGV[4] = high and low bounds (ZREVRANGEBYLEX), ARGV[5] = count
+--   'history' ARGV[3] = ns, ARGV[4] = checkpoint id ('' = latest), ARGV[5..] = channels:
+--            get_delta_channel_history's walk up the parent chain (see history())
 -- Returns a list of {checkpoint, record, values, writes}: values are (field, value) pairs, a
 -- messages reference read as {reference, payload...}; writes are the members of KEYS[7].
-local mode = ARGV[2]
-local members
-if mode == 'one' then
-  members = {ARGV[3]}
-elseif mode == 'latest' then
-  members = redis.call('ZREVRANGEBYLEX', KEYS[5], '[' .. ARGV[3] .. SEP .. '\255',
-    '[' .. ARGV[3] .. SEP, 'LIMIT', 0, 1)
-else
-  members = redis.call('ZREVRANGEBYLEX', KEYS[5], ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
+local function latest(ns)
+  return redis.call('ZREVRANGEBYLEX', KEYS[5], '[' .. ns .. SEP .. '\255', '[' .. ns .. SEP,
+    'LIMIT', 0, 1)[1]
+end
+
+local function writes_of(member)
+  local prefix = member .. SEP
+  return redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
 end
 
 local function messages(ref)
@@ -56,9 +57,62 @@ local function load(member)
       values[#values + 1] = value
     end
   end
-  local prefix = member .. SEP
-  local writes = redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
-  return {member, head[1], values, writes}
+  return {member, head[1], values, writes_of(member)}
+end
+
+
+-- The ancestors of a checkpoint, nearest first, until every channel asked for has a stored
+-- value: {checkpoint, {channel, value, ...} the values found there, writes} each.
+local function history(ns, target, channels)
+  local remaining, left = {}, 0
+  for _, channel in ipairs(channels) do
+    if not remaining[channel] then
+      remaining[channel], left = true, left + 1
+    end
+  end
+  local out = {}
+  local parent = target and redis.call('HGET', KEYS[6], 'p' .. SEP .. target)
+  while parent and parent ~= '' and left > 0 do
+    local member = ns .. SEP .. parent
+    local head = redis.call('HMGET', KEYS[6], 'v' .. SEP .. member, 'p' .. SEP .. member)
+    if not head[1] then
+      break
+    end
+    local seeds = {}
+    for name in string.gmatch(head[1], '[^\1]+') do
+      local channel = string.match(name, '^b%z[^%z]*%z([^%z]*)%z')
+      if channel and remaining[channel] then
+        local value = redis.call('HGET', KEYS[6], name)
+        if value and value ~= 'empty' .. SEP then
+          if string.sub(value, 1, #MESSAGES) == MESSAGES then
+            value = messages(string.sub(value, #MESSAGES + 1))
+          end
+          seeds[#seeds + 1] = channel
+          seeds[#seeds + 1] = value
+        end
+      end
+    end
+    out[#out + 1] = {member, seeds, writes_of(member)}
+    for j = 1, #seeds, 2 do
+      remaining[seeds[j]], left = nil, left - 1
+    end
+    parent = head[2]
+  end
+  return out
+end
+
+local mode = ARGV[2]
+if mode == 'history' then
+  local target = ARGV[4] ~= '' and ARGV[3] .. SEP .. ARGV[4] or latest(ARGV[3])
+  return history(ARGV[3], target, {unpack(ARGV, 5)})
+end
+local members
+if mode == 'one' then
+  members = {ARGV[3]}
+elseif mode == 'latest' then
+  members = {latest(ARGV[3])}
+else
+  members = redis.call('ZREVRANGEBYLEX', KEYS[5], ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
 end
 
 local out = {}
