@@ -508,15 +508,17 @@ class CheckpointPlans:
 
     @staticmethod
     def next_version(current: str | int | float | None) -> str:
-        """Monotonic versions with a random tail, so that two runs forking from one
-        checkpoint never give one channel the same version (and overwrite each other)."""
+        """Versions that sort as strings (a zero-padded counter) with a random tail, so that
+        two runs forking from one checkpoint never give one channel the same version (and
+        overwrite each other's value): ``0000000007.9f86d081``. Short on purpose: every
+        checkpoint record names each channel's version twice or more."""
         if current is None:
             number = 0
         elif isinstance(current, int | float):
             number = int(current)
         else:
             number = int(str(current).split(".")[0])
-        return f"{number + 1:032}.{random.random():016}"
+        return f"{number + 1:010d}.{random.getrandbits(32):08x}"
 
 
 def _storable(value: Any) -> bool:
