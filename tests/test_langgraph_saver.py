@@ -538,3 +538,26 @@ async def test_delta_channel_history_async(backend: Any, settings: Settings) -> 
     )
     assert _history_shape(ours) == _history_shape(theirs)
     await client.aclose()
+
+
+def test_a_message_changed_in_place_after_a_checkpoint_is_restored_as_changed(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    checkpoint = empty_checkpoint()
+    message = AIMessage("first", id="same")
+    checkpoint["channel_values"] = {"messages": [message]}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    config: Any = {"configurable": {"thread_id": "inplace", "checkpoint_ns": ""}}
+    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
+    message.content = "changed"
+    second = empty_checkpoint()
+    second["channel_values"] = {"messages": [message, HumanMessage("next", id="n")]}
+    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
+    second["channel_versions"] = {"messages": version}
+    stored = saver.put(config, second, {}, second["channel_versions"])
+    got = _fresh(backend, settings).get_tuple(stored)
+    assert got is not None
+    assert [m.content for m in got.checkpoint["channel_values"]["messages"]] == [
+        "changed",
+        "next",
+    ]

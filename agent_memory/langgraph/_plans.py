@@ -123,11 +123,13 @@ def _value_field(ns: str, channel: str, version: Any) -> bytes:
 
 @dataclass
 class _Known:
-    """What this saver last wrote or read of each thread's messages: the list and its stream
-    reference, so that a put sends only the messages that extend it. Bounded; a miss only
+    """What this saver last wrote or read of each thread's messages, and the stream reference
+    of that list, so that a put sends only the messages that extend it. Each message is kept as
+    its class and a shallow copy of its fields: a message replaced, or changed in place at the
+    top level (``m.content = ...``), no longer matches and is sent again. Bounded; a miss only
     costs sending the whole list once (the script finds the stored ones by id)."""
 
-    threads: dict[str, tuple[list[BaseMessage], str]] = field(default_factory=dict)
+    threads: dict[str, tuple[list[tuple[type, dict[str, Any]]], str]] = field(default_factory=dict)
 
     def base(self, thread_id: str, value: list[Any]) -> tuple[str, int]:
         """The reference and length of the remembered list if ``value`` extends it."""
@@ -137,15 +139,15 @@ class _Known:
         messages, ref = known
         if len(value) < len(messages):
             return "", 0
-        for old, new in zip(messages, value, strict=False):
-            if old is not new and old != new:
+        for (cls, fields), new in zip(messages, value, strict=False):
+            if type(new) is not cls or new.__dict__ != fields:
                 return "", 0
         return ref, len(messages)
 
     def remember(self, thread_id: str, messages: list[BaseMessage], ref: str) -> None:
         if len(self.threads) >= _KNOWN_THREADS:
             self.threads.clear()
-        self.threads[thread_id] = (list(messages), ref)
+        self.threads[thread_id] = ([(type(m), dict(m.__dict__)) for m in messages], ref)
 
     def forget(self, thread_id: str) -> None:
         self.threads.pop(thread_id, None)
