@@ -513,10 +513,17 @@ class StoreCore:
             raise VersionConflict(conversation_id, int(check), int(version))
         return parse_conversation(meta, expiry)
 
+    def _deleting_threads(self, ids: Sequence[str], batch: Batch) -> Plan[list[Any]]:
+        """``batch`` (a DELETE script call per id) with a DEL of each id's LangGraph checkpoint
+        keys (agent_memory.langgraph) in the same round trip; returns the scripts' replies."""
+        replies = yield batch + [Call(("DEL", *self.conversation_keys(c).thread)) for c in ids]
+        return replies[: len(batch)]
+
     def delete_conversation(self, conversation_id: str) -> Plan[bool]:
-        (deleted,) = yield [
-            Call.run(scripts.DELETE, self._script_keys(conversation_id), [conversation_id])
-        ]
+        (deleted,) = yield from self._deleting_threads(
+            [conversation_id],
+            [Call.run(scripts.DELETE, self._script_keys(conversation_id), [conversation_id])],
+        )
         if self.config.cluster:
             deleted, *named = deleted
             yield from self._untouch_indexes([(conversation_id, named)])
@@ -532,17 +539,16 @@ class StoreCore:
                 return count
             ids = [_text(m) for m in members]
             if self.config.cluster:
-                replies = yield [
-                    Call.run(scripts.DELETE, self._script_keys(cid), [cid]) for cid in ids
-                ]
+                replies = yield from self._deleting_threads(
+                    ids, [Call.run(scripts.DELETE, self._script_keys(cid), [cid]) for cid in ids]
+                )
                 yield from self._untouch_indexes(
                     (cid, (index, *named)) for cid, (_, *named) in zip(ids, replies, strict=True)
                 )
                 replies = [reply[0] for reply in replies]
             else:
-                replies = yield [
-                    Call.run(scripts.DELETE, (*self._script_keys(cid), index), [cid]) for cid in ids
-                ]
+                batch = [Call.run(scripts.DELETE, (*self._script_keys(c), index), [c]) for c in ids]
+                replies = yield from self._deleting_threads(ids, batch)
             count += sum(replies)
 
     def clear_all(self) -> Plan[int]:
