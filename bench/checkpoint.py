@@ -318,11 +318,14 @@ class Count:
 class Mark:
     turns: int
     used_memory: int
-    """INFO used_memory minus its value before the first turn."""
+    """INFO used_memory minus its value before the thread's first turn."""
     key_bytes: int
-    """MEMORY USAGE of every key, summed (or, for sqlite, the database files' size)."""
+    """MEMORY USAGE of every key, summed (for sqlite, the database files' size), less the same
+    before the thread's first turn."""
     keys: int
+    """Keys added by the thread."""
     keys_without_ttl: int
+    """Keys without a TTL in the whole server (the warm-up thread's and shared keys too)."""
     json_bytes: int
     """The thread's messages as compact JSON (``message_to_dict``), summed."""
 
@@ -386,21 +389,36 @@ async def _count(s: Subject, url: str, tmp: Path, control: redis.Redis, k: int) 
     return Count(trips[0] / k, commands / k, per_call)
 
 
-def _redis_footprint(server: RedisProcess) -> tuple[int, int, int]:
-    """(MEMORY USAGE summed over every key of every DB, key count, keys without a TTL)."""
-    total = keys = no_ttl = 0
-    for db in server.client().info("keyspace"):
-        client = server.client(db=int(db.removeprefix("db")))
-        for key in client.scan_iter(count=1000):
-            keys += 1
-            total += int(client.memory_usage(key, samples=0) or 0)
-            no_ttl += client.pttl(key) == -1
-        client.close()
-    return total, keys, no_ttl
+class _Probe:
+    """Looks at a server through one connection per DB, opened once (a connection opened per
+    look would add its own buffers to used_memory)."""
 
+    def __init__(self, server: RedisProcess) -> None:
+        self.server = server
+        self.clients = {0: server.client()}
 
-def _used_memory(control: redis.Redis) -> int:
-    return int(control.info("memory")["used_memory"])
+    def client(self, db: int) -> redis.Redis:
+        if db not in self.clients:
+            self.clients[db] = self.server.client(db=db)
+        return self.clients[db]
+
+    def used_memory(self) -> int:
+        return int(self.clients[0].info("memory")["used_memory"])
+
+    def keys(self) -> tuple[int, int, int]:
+        """(MEMORY USAGE summed over every key of every DB, key count, keys without a TTL)."""
+        total = keys = no_ttl = 0
+        for db in self.clients[0].info("keyspace"):
+            client = self.client(int(db.removeprefix("db")))
+            for key in client.scan_iter(count=1000):
+                keys += 1
+                total += int(client.memory_usage(key, samples=0) or 0)
+                no_ttl += client.pttl(key) == -1
+        return total, keys, no_ttl
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
 
 
 def _json_bytes(messages: Sequence[BaseMessage]) -> int:
@@ -411,34 +429,56 @@ def _sqlite_bytes(tmp: Path) -> int:
     return sum(p.stat().st_size for p in tmp.glob("checkpoints.sqlite*"))
 
 
+@dataclass(frozen=True)
+class _Footprint:
+    used_memory: int
+    key_bytes: int
+    keys: int
+    keys_without_ttl: int
+
+
+def _footprint(probe: _Probe | None, tmp: Path) -> _Footprint:
+    if probe is None:  # sqlite: its database files
+        return _Footprint(0, _sqlite_bytes(tmp), 0, 0)
+    return _Footprint(probe.used_memory(), *probe.keys())
+
+
 async def _memory(s: Subject, tmp: Path, marks: Sequence[int]) -> list[Mark]:
-    """One thread grown to each mark on a fresh server (AOF off) of the subject's own."""
+    """One thread grown to each mark on a fresh server (AOF off) of the subject's own, less
+    what the server held after one turn of another thread (connections, buffers and scripts
+    warm, whatever keys the saver shares between threads made)."""
     server = RedisProcess(tmp / "redis", appendonly=False).start() if s.redis else None
+    probe = _Probe(server) if server else None
     try:
-        control = server.client() if server else None
-        url = server.url if server else "redis://unused"
         script = Script()
+        warm = _inputs(script, "warm", 1, 1)
         inputs = _inputs(script, "mem", 1, max(marks))
         config = _config(inputs[0][0])
-        async with s.open(url, tmp) as saver:
+        async with s.open(server.url if server else "redis://unused", tmp) as saver:
             graph = build_graph(script, saver)
-            await graph.aget_state(config)  # the connection is open
-            base = _used_memory(control) if control else 0
+            await run_turns(graph, warm)
+            base = _footprint(probe, tmp)
             out: list[Mark] = []
             done = 0
             for mark in marks:
                 await run_turns(graph, inputs[done:mark])
                 done = mark
                 state = await graph.aget_state(config)
-                json_bytes = _json_bytes(state.values["messages"])
-                if server is None or control is None:
-                    size = _sqlite_bytes(tmp)
-                    out.append(Mark(mark, 0, size, 0, 0, json_bytes))
-                    continue
-                used = _used_memory(control) - base
-                out.append(Mark(mark, used, *_redis_footprint(server), json_bytes))
+                now = _footprint(probe, tmp)
+                out.append(
+                    Mark(
+                        mark,
+                        now.used_memory - base.used_memory,
+                        now.key_bytes - base.key_bytes,
+                        now.keys - base.keys,
+                        now.keys_without_ttl,
+                        _json_bytes(state.values["messages"]),
+                    )
+                )
         return out
     finally:
+        if probe:
+            probe.close()
         if server:
             server.stop()
 
@@ -638,10 +678,11 @@ def _count_lines(r: Results) -> list[str]:
 
 def _memory_lines(r: Results) -> list[str]:
     lines = [
-        "### One thread's size (fresh redis-server per subject, AOF off)",
+        "### One thread's size (fresh redis-server per subject, AOF off; less what it held "
+        "after one turn of another thread)",
         "",
         "| subject | turns | messages' JSON | INFO used_memory delta | / JSON | keys' MEMORY USAGE "
-        "| keys | keys without TTL |",
+        "| keys added | keys without TTL (all) |",
         "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, marks in r.memory.items():
