@@ -312,6 +312,10 @@ class Count:
     round_trips: float | None
     commands: float | None
     saver_calls: dict[str, float]
+    client_cpu_ms: float
+    """CPU time of this process (all its threads) per turn."""
+    server_cpu_ms: float | None
+    """CPU time of redis-server (INFO cpu, user + sys) per turn."""
 
 
 @dataclass(frozen=True)
@@ -380,13 +384,21 @@ async def _count(s: Subject, url: str, tmp: Path, control: redis.Redis, k: int) 
         await run_turns(graph, warm)
         calls = counting_saver_calls(saver)
         control.config_resetstat()
+        server_cpu, client_cpu = _server_cpu(control), time.process_time()
         with counting_round_trips() as trips:
             await run_turns(graph, counted)
+        client_ms = (time.process_time() - client_cpu) * 1e3 / k
+        server_ms = (_server_cpu(control) - server_cpu) * 1e3 / k
         commands = server_commands(control)
     per_call = {name: n / k for name, n in calls.items()}
     if not s.redis:
-        return Count(None, None, per_call)
-    return Count(trips[0] / k, commands / k, per_call)
+        return Count(None, None, per_call, client_ms, None)
+    return Count(trips[0] / k, commands / k, per_call, client_ms, server_ms)
+
+
+def _server_cpu(control: redis.Redis) -> float:
+    cpu: dict[str, Any] = control.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 class _Probe:
@@ -655,8 +667,9 @@ def _count_lines(r: Results) -> list[str]:
     lines = [
         f"### Per turn (mean of {r.sizes.counted_turns} turns of one thread, after 2)",
         "",
-        "| subject | round trips | server commands | aget_tuple | aput | aput_writes |",
-        "|---|--:|--:|--:|--:|--:|",
+        "| subject | round trips | server commands | aget_tuple | aput | aput_writes "
+        "| client CPU ms | redis-server CPU ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for s in r.subjects:
         c = r.counts.get(s.name)
@@ -665,12 +678,16 @@ def _count_lines(r: Results) -> list[str]:
         calls = " | ".join(f"{c.saver_calls[m]:g}" for m in SAVER_METHODS)
         trips = "-" if c.round_trips is None else f"{c.round_trips:g}"
         cmds = "-" if c.commands is None else f"{c.commands:g}"
-        lines.append(f"| {s.name} | {trips} | {cmds} | {calls} |")
+        server = "-" if c.server_cpu_ms is None else f"{c.server_cpu_ms:.2f}"
+        lines.append(
+            f"| {s.name} | {trips} | {cmds} | {calls} | {c.client_cpu_ms:.2f} | {server} |"
+        )
     lines += [
         "",
         "Round trips: writes to the socket by redis-py / valkey-py connections (a pipeline is "
         "one); server commands: INFO commandstats (a Lua script's commands included). sqlite "
-        "and InMemorySaver make no network round trips.",
+        "and InMemorySaver make no network round trips. CPU: `time.process_time()` of the "
+        "benchmark process (every thread: sqlite's too) and INFO cpu of the server, per turn.",
         "",
     ]
     return lines
