@@ -4,7 +4,10 @@ that calls tools and reports token usage, over several turns, in this process an
 What it proves, on redis-server and valkey-server processes the tests start (and on fakeredis
 where no second process is involved):
 
-* the agent's turns persist: a new process (this file run as a script) continues the thread;
+* the agent's turns persist, sync and async savers on one thread, and a new process (this file
+  run as a script) continues the thread;
+* ``HumanInTheLoopMiddleware`` reviews (an edited tool call, approvals) keep the thread a
+  conversation;
 * a human-in-the-loop ``interrupt()`` survives ``kill -9`` of the agent process and of an AOF
   (``appendfsync always``) redis-server: after a restart on the same data directory, a new agent
   process resumes from the last checkpoint the first one was acknowledged, and the tool's side
@@ -20,6 +23,7 @@ process gives the same answers for the same thread.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -34,6 +38,7 @@ import pytest
 import redis
 import redis.asyncio
 from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -68,7 +73,7 @@ class ScriptedChatModel(BaseChatModel):
 
     A user message asking for a refund gets a ``refund`` tool call, any other user message an
     ``order_status`` tool call (for the number in it), a tool result a plain answer quoting it.
-    Ids come from the number of AI messages so far, so they are unique within a thread and the
+    Ids are a digest of the conversation so far, so they are unique within a thread and the
     same in every process."""
 
     def _generate(
@@ -88,8 +93,16 @@ class ScriptedChatModel(BaseChatModel):
         return "scripted"
 
 
+def conversation_digest(messages: Sequence[BaseMessage]) -> str:
+    """A digest of the conversation so far: the same in every process, and another one for
+    any other conversation (a history rewritten by a summary gets new ids too, as a provider's
+    response ids are)."""
+    text = json.dumps([message_to_dict(m) for m in messages], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def answer(messages: Sequence[BaseMessage]) -> AIMessage:
-    n = sum(isinstance(m, AIMessage) for m in messages)
+    n = conversation_digest(messages)
     last = messages[-1]
     usage = {"input_tokens": 40 * len(messages), "output_tokens": 12, "total_tokens": 0}
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
@@ -129,12 +142,13 @@ def refund(order_id: str) -> str:
     return f"order {order_id} refunded"
 
 
-def agent(checkpointer: Any) -> Any:
+def agent(checkpointer: Any, middleware: Sequence[Any] = ()) -> Any:
     return create_agent(
         ScriptedChatModel(),
         tools=[order_status, refund],
         system_prompt="You are a support agent.",
         checkpointer=checkpointer,
+        middleware=middleware,
     )
 
 
@@ -265,6 +279,27 @@ async def test_agent_turns_sync_and_async_are_one_conversation_read_by_rest_and_
     assert blocking.get_state(config("support-1")).values == state.values
     await assert_thread_is_the_conversation(sync_client, async_client, "support-1", state)
     assert keys_without_ttl(sync_client) == []
+
+
+async def test_thread_stays_the_conversation_after_a_reviewer_edits_a_tool_call(
+    clients: tuple[redis.Redis, redis.asyncio.Redis], async_client: redis.asyncio.Redis
+) -> None:
+    """HumanInTheLoopMiddleware stops before each tool call; the reviewer edits the first one
+    (the tool runs with the edited arguments), approves the others."""
+    review = HumanInTheLoopMiddleware(interrupt_on={"order_status": True})
+    graph = agent(AsyncRedisSaver(redis_client=async_client, settings=settings()), [review])
+    edit = {"type": "edit", "edited_action": {"name": "order_status", "args": {"order_id": "2"}}}
+    decisions = [edit, {"type": "approve"}, {"type": "approve"}]
+    for text, decision in zip(
+        ("where is order 1?", "order 3?", "order 4?"), decisions, strict=True
+    ):
+        await graph.ainvoke(user(text), config("support-4"))  # stops before the tool
+        await graph.ainvoke(Command(resume={"decisions": [decision]}), config("support-4"))
+
+    state = await graph.aget_state(config("support-4"))
+    assert state.next == ()
+    assert "order 2 arrives on Friday" in state.values["messages"][3].content
+    await assert_thread_is_the_conversation(clients[0], async_client, "support-4", state)
 
 
 @pytest.mark.redis_server
