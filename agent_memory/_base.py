@@ -105,14 +105,25 @@ class StoreBase(Generic[ClientT]):
             key_slot=slot_of,
         )
 
-    def _route(self, call: Call) -> dict[str, Any]:
-        """redis-py's ``target_nodes`` for a call with a cluster target (none otherwise)."""
-        if call.target is None:
-            return {}
-        if call.target == PRIMARIES:
-            return {"target_nodes": redis.cluster.RedisCluster.PRIMARIES}
+    def _nodes(self, call: Call) -> list[Any]:
+        """The cluster nodes a call with a target goes to (redis-py ``ClusterNode`` s)."""
         client: Any = self._client
-        return {"target_nodes": client.get_node(node_name=call.target)}
+        if call.target == PRIMARIES:
+            return list(client.get_primaries())
+        return [client.get_node(node_name=call.target)]
+
+    @staticmethod
+    def _per_node(call: Call, nodes: list[Any], replies: list[Any]) -> Any:
+        """The plan's view of a call with a target: ``{node name: reply}`` for PRIMARIES, the
+        node's reply for one node, each reply as the node gave it (redis-py wraps even one
+        node's SCAN reply as ``({node: cursor}, keys)``; unwrapped here)."""
+        own = {}
+        for node, reply in zip(nodes, replies, strict=True):
+            if str(call.args[0]).upper() == "SCAN":
+                cursors, keys = reply
+                reply = (cursors[node.name], keys)
+            own[node.name] = reply
+        return own if call.target == PRIMARIES else own[nodes[0].name]
 
     @property
     def client(self) -> ClientT:

@@ -4,6 +4,7 @@ I/O only; every operation is a plan of the core."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -13,7 +14,7 @@ from redis.exceptions import RedisError, ResponseError
 from agent_memory import connection
 from agent_memory._base import StoreBase, described, merged, noscript, refused
 from agent_memory.core import StoreCore
-from agent_memory.plan import Batch, Plan
+from agent_memory.plan import Batch, Call, Plan
 from agent_memory.settings import Settings
 
 T = TypeVar("T")
@@ -64,9 +65,11 @@ class AsyncConversationStore(StoreBase[Redis]):
         if len(batch) == 1:
             call = batch[0]
             try:
+                if call.target is not None:
+                    return [await self._fan_out(call)]
                 return [
                     await self._client.execute_command(  # type: ignore[no-untyped-call]
-                        *call.command(with_source), **self._route(call)
+                        *call.command(with_source)
                     )
                 ]
             except ResponseError as exc:
@@ -76,6 +79,15 @@ class AsyncConversationStore(StoreBase[Redis]):
             pipe.execute_command(*call.command(with_source))
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+    async def _fan_out(self, call: Call) -> Any:
+        """A call with a cluster target, sent to each of its nodes at once."""
+        nodes = self._nodes(call)
+        client: Any = self._client
+        replies = await asyncio.gather(
+            *(client.execute_command(*call.args, target_nodes=node) for node in nodes)
+        )
+        return self._per_node(call, nodes, list(replies))
 
     async def _execute(self, batch: Batch) -> list[Any]:
         try:

@@ -36,10 +36,9 @@ class Call:
     no permission), the plan receives ``None`` instead of an error."""
     target: str | None = None
     """Cluster mode only: the node to send a keyless call to (a node name ``host:port``), or
-    :data:`PRIMARIES` for every primary. A call with a target is sent alone. The reply of a
-    :data:`PRIMARIES` call is ``{node name: reply}``, except DBSIZE (the sum over the
-    primaries) and SCAN (``({node name: next cursor}, keys of all nodes)``); a SCAN sent to one
-    node answers ``({node name: next cursor}, keys)`` too."""
+    :data:`PRIMARIES` for every primary. A call with a target is sent alone; the plan gets
+    the node's own reply, or for :data:`PRIMARIES` ``{node name: reply}`` (nothing summed or
+    merged: that is the plan's business)."""
 
     @classmethod
     def run(cls, script: scripts.Script, keys: Sequence[str], argv: Sequence[Any]) -> Call:

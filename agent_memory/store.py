@@ -11,7 +11,7 @@ from redis.exceptions import RedisError, ResponseError
 from agent_memory import connection
 from agent_memory._base import StoreBase, described, merged, noscript, refused
 from agent_memory.core import StoreCore
-from agent_memory.plan import Batch, Plan
+from agent_memory.plan import Batch, Call, Plan
 from agent_memory.settings import Settings
 
 T = TypeVar("T")
@@ -60,9 +60,9 @@ class ConversationStore(StoreBase[Redis]):
         if len(batch) == 1:
             call = batch[0]
             try:
-                return [
-                    self._client.execute_command(*call.command(with_source), **self._route(call))  # type: ignore[no-untyped-call]
-                ]
+                if call.target is not None:
+                    return [self._fan_out(call)]
+                return [self._client.execute_command(*call.command(with_source))]  # type: ignore[no-untyped-call]
             except ResponseError as exc:
                 return [exc]
         pipe = self._client.pipeline(transaction=False)
@@ -70,6 +70,13 @@ class ConversationStore(StoreBase[Redis]):
             pipe.execute_command(*call.command(with_source))  # type: ignore[no-untyped-call]
         replies: list[Any] = pipe.execute(raise_on_error=False)
         return replies
+
+    def _fan_out(self, call: Call) -> Any:
+        """A call with a cluster target, sent to each of its nodes in turn."""
+        nodes = self._nodes(call)
+        client: Any = self._client
+        replies = [client.execute_command(*call.args, target_nodes=node) for node in nodes]
+        return self._per_node(call, nodes, replies)
 
     def _execute(self, batch: Batch) -> list[Any]:
         try:

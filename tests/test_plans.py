@@ -137,9 +137,9 @@ def test_clear_all_on_a_cluster_scans_every_primary_and_unlinks_per_slot() -> No
     deleted, sent = drive(
         core(cluster=True, key_slot=slots.__getitem__).clear_all(),
         [
-            [({"n1:1": 7, "n2:2": 0}, [b"k1", b"k2", b"k3"])],
+            [{"n1:1": (7, [b"k1", b"k2"]), "n2:2": (0, [b"k3"])}],
             [2, 1],
-            [({"n1:1": 0}, [b"k4"])],
+            [(0, [b"k4"])],
             [1],
         ],
     )
@@ -153,7 +153,8 @@ def test_clear_all_on_a_cluster_scans_every_primary_and_unlinks_per_slot() -> No
 
 
 def test_without_a_slot_function_each_key_is_unlinked_alone() -> None:
-    deleted, sent = drive(core(cluster=True).clear_all(), [[({"n1:1": 0}, [b"a", b"b"])], [1, 1]])
+    scans = {"n1:1": (0, [b"a"]), "n2:2": (0, [b"b"])}
+    deleted, sent = drive(core(cluster=True).clear_all(), [[scans], [1, 1]])
     assert deleted == 2
     assert commands(sent[1]) == [("UNLINK", b"a"), ("UNLINK", b"b")]
 
@@ -165,7 +166,7 @@ def test_server_info_on_a_cluster_merges_the_primaries() -> None:
     }
     info, sent = drive(
         core(cluster=True).server_info(),
-        [[12], [5], [infos], [{"n1:1": {"appendfsync": "always"}}]],
+        [[{"n1:1": 5, "n2:2": 7}], [5], [infos], [{"n1:1": {"appendfsync": "always"}}]],
     )
     assert [batch[0].target for batch in sent] == [PRIMARIES, None, PRIMARIES, PRIMARIES]
     assert (info.keys, info.conversations, info.keyspace_hits) == (12, 5, 7)

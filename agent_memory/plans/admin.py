@@ -33,7 +33,8 @@ class AdminPlans(PlanContext):
         return ServerInfo.parse(info, fsync, keys, conversations)
 
     def _cluster_server_info(self) -> Plan[ServerInfo]:
-        (keys,) = yield [Call(("DBSIZE",), target=PRIMARIES)]  # summed (see Call.target)
+        (sizes,) = yield [Call(("DBSIZE",), target=PRIMARIES)]
+        keys = sum(int(n) for n in sizes.values())
         (conversations,) = yield [Call(("ZCARD", self.config.keys.index_all))]
         (infos,) = yield [Call(("INFO",), optional=True, target=PRIMARIES)]
         (fsyncs,) = yield [Call(("CONFIG", "GET", "appendfsync"), optional=True, target=PRIMARIES)]
@@ -64,15 +65,14 @@ class AdminPlans(PlanContext):
                 return deleted
 
     def _clear_cluster(self) -> Plan[int]:
-        """SCAN every primary (answered ``({node: cursor}, keys)``, see Call.target), then each
-        node on to its end; UNLINK grouped by hash slot (a multi-key command stays in one slot)."""
+        """SCAN every primary at once, then each node on to its end; UNLINK grouped by hash
+        slot (a multi-key command stays in one slot)."""
         scan = ("SCAN", 0, "MATCH", self.config.keys.scan_pattern, "COUNT", _SCAN_COUNT)
-        ((cursors, found),) = yield [Call(scan, target=PRIMARIES)]
-        deleted = yield from self._unlink_by_slot(found)
-        for node, cursor in sorted(cursors.items()):
+        (scans,) = yield [Call(scan, target=PRIMARIES)]
+        deleted = yield from self._unlink_by_slot([k for _, keys in scans.values() for k in keys])
+        for node, (cursor, _) in sorted(scans.items()):
             while int(cursor) != 0:
-                ((next_cursors, found),) = yield [Call(("SCAN", cursor, *scan[2:]), target=node)]
-                cursor = next_cursors[node]
+                ((cursor, found),) = yield [Call(("SCAN", cursor, *scan[2:]), target=node)]
                 deleted += yield from self._unlink_by_slot(found)
         return deleted
 
