@@ -6,10 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent_memory.plan import PRIMARIES, Call, Plan
-from agent_memory.plans.context import PlanContext
+from agent_memory.plans.context import SCAN_COUNT, PlanContext
 from agent_memory.serverinfo import ServerInfo, merge_infos
-
-_SCAN_COUNT = 1000
 
 
 class AdminPlans(PlanContext):
@@ -56,7 +54,7 @@ class AdminPlans(PlanContext):
         deleted = 0
         while True:
             ((cursor, found),) = yield [
-                Call(("SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT))
+                Call(("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT))
             ]
             if found:
                 (n,) = yield [Call(("UNLINK", *found))]
@@ -67,7 +65,7 @@ class AdminPlans(PlanContext):
     def _clear_cluster(self) -> Plan[int]:
         """SCAN every primary at once, then each node on to its end; UNLINK grouped by hash
         slot (a multi-key command stays in one slot)."""
-        scan = ("SCAN", 0, "MATCH", self.config.keys.scan_pattern, "COUNT", _SCAN_COUNT)
+        scan = ("SCAN", 0, "MATCH", self.config.keys.scan_pattern, "COUNT", SCAN_COUNT)
         (scans,) = yield [Call(scan, target=PRIMARIES)]
         deleted = yield from self._unlink_by_slot([k for _, keys in scans.values() for k in keys])
         for node, (cursor, _) in sorted(scans.items()):

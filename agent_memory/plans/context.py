@@ -14,6 +14,7 @@ from agent_memory.replies import text
 from agent_memory.settings import Settings
 
 KEYS_CACHED = 4096
+SCAN_COUNT = 1000  # keys per SCAN step
 KeySlot = Callable[[str | bytes], int]
 """A key's cluster hash slot; the drivers supply redis-py's (plans import no redis-py)."""
 

@@ -35,6 +35,19 @@ def idempotency_token(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
+def _appended(reply: Sequence[Any], records: list[dict[str, Any]]) -> list[StoredMessage]:
+    """The append script's ``cursor, stored payload or ''`` pairs as stored messages: a
+    message already stored under its id comes back as stored (``added=False``)."""
+    out: list[StoredMessage] = []
+    for i in range(0, len(reply), 2):
+        cursor, stored = text(reply[i]), reply[i + 1]
+        if stored:
+            out.append(StoredMessage(cursor, decode_payload(stored), added=False))
+        else:
+            out.append(StoredMessage(cursor, records[i // 2]))
+    return out
+
+
 class MessagePlans(PlanContext):
     def encode_messages(
         self, messages: Sequence[InputMessage]
@@ -92,14 +105,7 @@ class MessagePlans(PlanContext):
         if self.config.cluster:
             reply, info = reply[:-3], reply[-3:]
             yield from self._touch_indexes(conversation_id, info)
-        out: list[StoredMessage] = []
-        for i in range(0, len(reply), 2):
-            cursor, stored = text(reply[i]), reply[i + 1]
-            if stored:
-                out.append(StoredMessage(cursor, decode_payload(stored), added=False))
-            else:
-                out.append(StoredMessage(cursor, records[i // 2]))
-        return out
+        return _appended(reply, records)
 
     def _waitaof(self) -> Call:
         """WAITAOF 1 0 <timeout>: sent with the append, so it costs no extra round trip. A

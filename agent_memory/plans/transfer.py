@@ -12,7 +12,7 @@ from typing import Any
 from agent_memory import scripts
 from agent_memory.keys import decode_id, glob_escape
 from agent_memory.plan import Batch, Call, Plan
-from agent_memory.plans.context import PlanContext
+from agent_memory.plans.context import SCAN_COUNT, PlanContext
 from agent_memory.replies import entries as stream_entries
 from agent_memory.replies import string_map, texts
 
@@ -24,7 +24,7 @@ class TransferPlans(PlanContext):
     def export_scan(self, cursor: int = 0) -> Plan[tuple[int, list[str]]]:
         """One SCAN step over this prefix's metadata hashes: (next cursor, conversation ids)."""
         pattern = glob_escape(self.config.keys.prefix) + ":c:*:h"
-        ((nxt, found),) = yield [Call(("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))]
+        ((nxt, found),) = yield [Call(("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT))]
         ids = [decode_id(key[key.index("{") + 1 : key.rindex("}")]) for key in texts(found)]
         return int(nxt), list(dict.fromkeys(ids))
 
