@@ -28,6 +28,7 @@ _KEYS_CACHED = KEYS_CACHED
 
 __all__ = [
     "MAX_TITLE_LENGTH",
+    "OPERATIONS",
     "UNSET",
     "ConversationPage",
     "InputMessage",

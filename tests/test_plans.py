@@ -5,18 +5,27 @@ redis-server."""
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Any
 
 import pytest
 import redis
 
-from agent_memory import AgentMemoryError, AsyncConversationStore, ConversationStore, scripts
+from agent_memory import (
+    AgentMemoryError,
+    AsyncConversationStore,
+    ConversationStore,
+    InvalidCursor,
+    InvalidInput,
+    scripts,
+)
 from agent_memory._base import noscript
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call, Plan
 from agent_memory.plans.listing import decode_list_cursor, encode_list_cursor
+from agent_memory.transfer import import_jsonl
 
 PREFIX = "am"
 KEYS = KeySchema(PREFIX)
@@ -260,3 +269,28 @@ async def test_the_async_driver_closes_a_plan_on_every_path(
     plan = done.plan([Call(("PING",))])
     assert await astore.run(plan) is None
     assert done.closed
+
+
+# -- one rule everywhere: the importer's cursors are the core's --------------------------
+
+
+@pytest.mark.parametrize("cursor", ["\u0661\u0662-0", "0-0", f"{2**64}-0", "1-0 "])
+def test_the_importer_refuses_what_the_core_refuses_as_a_cursor(
+    store: ConversationStore, cursor: str
+) -> None:
+    head = json.dumps(
+        {"type": "conversation", "id": "c", "meta": {"created_at": "1"}, "expires_at_ms": 10**13}
+    )
+    line = json.dumps(
+        {
+            "type": "message",
+            "conversation": "c",
+            "cursor": cursor,
+            "message": {"role": "user", "content": "x"},
+        }
+    )
+    with pytest.raises(InvalidInput, match="line 2: cursor"):
+        import_jsonl(store, [head, line])
+    if cursor != "0-0":  # 0-0 is a cursor (reads accept it), but no entry can have it
+        with pytest.raises(InvalidCursor):
+            store.get_messages("c", after=cursor)

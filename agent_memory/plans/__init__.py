@@ -14,6 +14,10 @@ their replies. The rules every plan keeps:
   cluster routing are the drivers'), keep state between calls beyond the context's key cache,
   or depend on which driver (sync or async) runs it.
 - One batch is one round trip; every key a plan writes gets a TTL in the same atomic step.
+  After a script call, a batch holds only reads or writes that are safe to repeat (see
+  :class:`~agent_memory.plan.Call`: NOSCRIPT recovery resends them).
+- An operation's annotations resolve at run time (no TYPE_CHECKING-only names): the stores
+  copy its signature, with ``Plan[T]`` shown as ``T``.
 
 Modules: :mod:`.context` (config, key cache, script keys, cluster index updates),
 :mod:`.messages`, :mod:`.conversations`, :mod:`.listing`, :mod:`.admin`, :mod:`.transfer`.
