@@ -92,10 +92,9 @@ class AsyncConversationStore(StoreBase[Redis]):
     async def _execute(self, batch: Batch) -> list[Any]:
         try:
             replies = await self._send(batch, with_source=False)
-            if missing := noscript(batch, replies):  # first use on this server: EVAL caches it
-                again = await self._send([batch[i] for i in missing], with_source=True)
-                return merged(replies, missing, again)
-            return merged(replies, [], [])
+            missing = noscript(batch, replies)  # first use on this server: EVAL caches it
+            again = await self._send([batch[i] for i in missing], True) if missing else []
+            return merged(replies, missing, again)
         except RedisError as exc:
             if refused(batch, exc):
                 return [None]

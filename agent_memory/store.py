@@ -81,10 +81,9 @@ class ConversationStore(StoreBase[Redis]):
     def _execute(self, batch: Batch) -> list[Any]:
         try:
             replies = self._send(batch, with_source=False)
-            if missing := noscript(batch, replies):  # first use on this server: EVAL caches it
-                again = self._send([batch[i] for i in missing], with_source=True)
-                return merged(replies, missing, again)
-            return merged(replies, [], [])
+            missing = noscript(batch, replies)  # first use on this server: EVAL caches it
+            again = self._send([batch[i] for i in missing], True) if missing else []
+            return merged(replies, missing, again)
         except RedisError as exc:
             if refused(batch, exc):
                 return [None]
