@@ -294,3 +294,21 @@ def test_the_importer_refuses_what_the_core_refuses_as_a_cursor(
     if cursor != "0-0":  # 0-0 is a cursor (reads accept it), but no entry can have it
         with pytest.raises(InvalidCursor):
             store.get_messages("c", after=cursor)
+
+
+# -- conversations: what an update sends --------------------------------------------------
+
+
+def test_an_update_leaves_unset_fields_alone_and_removes_those_given_as_none() -> None:
+    updated = [[1, 2], {**meta("c", 5), b"version": b"2"}, 9]
+    conversation, sent = drive(core().update_conversation("c", title=None), [updated])
+    script, *reads = sent[0]
+    assert script.script is scripts.UPDATE
+    keys = script.args[2]
+    assert script.args[3 + keys :] == (60_000, "c", "", 0, "title")  # nothing set, title removed
+    assert [call.args[0] for call in reads] == ["HGETALL", "PEXPIRETIME"]
+    assert conversation.version == 2
+    _, sent = drive(
+        core().update_conversation("c", metadata={"a": 1}, expected_version=0), [updated]
+    )
+    assert sent[0][0].args[3 + keys :] == (60_000, "c", 0, 1, "metadata", '{"a": 1}')
