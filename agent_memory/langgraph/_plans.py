@@ -43,7 +43,7 @@ from agent_memory.core import StoreCore
 from agent_memory.errors import AgentMemoryError, InvalidInput
 from agent_memory.keys import validate_id
 from agent_memory.plan import Call, Plan
-from agent_memory.plan import text as _text
+from agent_memory.replies import text as _text
 
 SEP = b"\0"
 NAMES_SEP = b"\1"
