@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from api_fixtures import ADMIN_KEYS, AUTH_A, AUTH_ADMIN, AUTH_B, TENANT_KEYS, api_client
-from conftest import Backend
 
 from api.deps import parse_api_keys
+from tests.support.api import ADMIN_KEYS, AUTH_A, AUTH_ADMIN, AUTH_B, TENANT_KEYS, api_client
+from tests.support.backends import Backend
 
 BASE = "/api/v1/conversations"
 MESSAGES = {"messages": [{"role": "user", "content": "secret of A", "id": "m1"}]}

@@ -8,12 +8,12 @@ import os
 
 import fakeredis
 import schemathesis
-from conftest import make_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from agent_memory import AsyncConversationStore
 from api.app import create_app
+from tests.support.settings import make_settings
 
 # 30 per operation keeps the run short; set AGENT_MEMORY_FUZZ_EXAMPLES for a deeper run.
 MAX_EXAMPLES = int(os.environ.get("AGENT_MEMORY_FUZZ_EXAMPLES", "30"))

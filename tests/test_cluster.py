@@ -17,8 +17,6 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
-from cluster_fixtures import redis_cluster
-from conftest import make_settings
 
 from agent_memory import (
     AgentMemoryError,
@@ -30,6 +28,8 @@ from agent_memory import (
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.embedded import RedisProcess, free_port
 from agent_memory.plan import Batch, Plan
+from tests.support.servers import redis_cluster
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 PREFIX = "agent_memory"

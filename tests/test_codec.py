@@ -18,7 +18,6 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from samples import FIDELITY
 
 from agent_memory import InvalidMessage, MessageTooLarge
 from agent_memory.codec import (
@@ -30,6 +29,7 @@ from agent_memory.codec import (
     record_from_langchain,
     record_to_langchain,
 )
+from tests.support.samples import FIDELITY
 
 
 def through_codec(message: BaseMessage | dict[str, Any]) -> BaseMessage:

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import make_settings, snapshot
 
 from agent_memory import ConversationStore, StoreUnavailable
 from agent_memory.embedded import RedisProcess
+from tests.support.backends import snapshot
+from tests.support.settings import make_settings
 
 pytestmark = [pytest.mark.redis_server]
 DB = 2

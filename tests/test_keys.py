@@ -7,8 +7,6 @@ import re
 
 import fakeredis
 import pytest
-from conftest import make_settings
-from drivers import Driver
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +19,8 @@ from agent_memory.keys import (
     glob_escape,
     validate_id,
 )
+from tests.support.drivers import Driver
+from tests.support.settings import make_settings
 
 NASTY = ["*", "a*", "?", "a?", "[ab]", "a", "b", "ab", "{x}", "x", "}{", "{", "}", "%", "%2A"]
 NASTY += ["\\", "a\\*", ":", "c:{x}:s", "x}:s", "*:*", "[^a]", "a-b", "ü{é}", "🙂*"]

@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from conftest import Backend, make_settings
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
-from samples import FIDELITY
 
 from agent_memory import (
     AsyncConversationStore,
@@ -23,6 +21,9 @@ from agent_memory import (
     InvalidInput,
     RedisChatMessageHistory,
 )
+from tests.support.backends import Backend
+from tests.support.samples import FIDELITY
+from tests.support.settings import make_settings
 
 HistoryFactory = Callable[..., RedisChatMessageHistory]
 

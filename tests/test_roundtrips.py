@@ -14,11 +14,12 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
-from conftest import DB, make_settings
-from drivers import Driver
 
 from agent_memory import AsyncConversationStore, ConversationStore, scripts
 from agent_memory.embedded import RedisProcess
+from tests.support.backends import DB
+from tests.support.drivers import Driver
+from tests.support.settings import make_settings
 
 
 @dataclass

@@ -8,25 +8,15 @@ import sys
 
 import fakeredis
 import pytest
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
 from agent_memory import ConversationStore, InvalidInput, Settings
-
-
-def env_names() -> dict[str, str]:
-    """field name -> its environment variable (the upper-case alias)."""
-    out = {}
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        assert isinstance(alias, AliasChoices), name
-        (env,) = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
-        out[name] = env
-    return out
+from tests.support.settings import environment_names
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for env in env_names().values():
+    for env in environment_names().values():
         monkeypatch.delenv(env, raising=False)
     return monkeypatch
 

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 import redis
-from conftest import make_settings
 from langchain_core.messages import AIMessage, HumanMessage
 
 from agent_memory import RedisChatMessageHistory, connection
 from agent_memory.embedded import RedisProcess
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from drivers import Driver
 
 from agent_memory import (
     ConversationExists,
@@ -18,6 +17,7 @@ from agent_memory import (
     InvalidMessage,
     VersionConflict,
 )
+from tests.support.drivers import Driver
 
 
 def msg(i: int, **extra: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from drivers import Driver
 
 from agent_memory import ConversationNotFound
+from tests.support.drivers import Driver
 
 TTL_S = 1000
 

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from conftest import Backend, make_settings
 
 from agent_memory import AsyncConversationStore, ConversationStore
+from tests.support.backends import Backend
+from tests.support.settings import make_settings
 
 
 class Driver:
