@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent_memory import ConversationStore, InvalidInput, Settings
-from tests.support.settings import environment_names
+from tests.support.settings import environment_names, make_settings
 
 
 @pytest.fixture
@@ -118,3 +118,33 @@ def test_importing_the_library_reads_no_environment() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_no_setting_of_the_developers_shell_reaches_a_test() -> None:
+    leaked = {env: os.environ[env] for env in environment_names().values() if env in os.environ}
+    assert leaked == {}
+    defaults = {name: info.default for name, info in Settings.model_fields.items()}
+    assert Settings().model_dump() == defaults
+    assert make_settings().model_dump() == defaults
+
+
+def test_the_suite_is_hermetic_when_the_shell_sets_the_store_up_differently() -> None:
+    """The test above, run by a pytest whose environment sets cluster mode, fsync acks, a TTL
+    and a URL: it must still see none of them."""
+    shell = {
+        "REDIS_CLUSTER": "true",
+        "AGENT_MEMORY_FSYNC_ACK": "true",
+        "CACHE_TTL_AGENT_MEMORY": "5",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "AGENT_MEMORY_PREFIX": "leaked",
+    }
+    test = f"{__file__}::test_no_setting_of_the_developers_shell_reaches_a_test"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        env={**os.environ, **shell},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
