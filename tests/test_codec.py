@@ -62,7 +62,9 @@ def test_only_non_default_fields_are_stored() -> None:
 
 # -- generated messages ---------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+json_scalars: st.SearchStrategy[Any] = (
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+)
 json_scalars |= st.floats(allow_nan=False, allow_infinity=False)
 keys = st.text(max_size=8).map(lambda k: "k_" + k)  # never a LangChain-reserved key
 json_values = st.recursive(

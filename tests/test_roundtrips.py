@@ -97,14 +97,15 @@ async def test_reads_and_metadata_are_one_round_trip_each(drv: Driver, wire: Wir
     await warm_up(drv)
     await drv.create("c1", user_id="u")
     await drv.append("c1", batch(30))
-    for call, kwargs in [
+    calls: list[tuple[str, dict[str, Any]]] = [
         ("get_messages", {"limit": 20}),
         ("get_messages", {"limit": 20, "require_exists": True}),
         ("get_messages", {}),
         ("get_conversation", {}),
         ("update_conversation", {"title": "t"}),
         ("delete_conversation", {}),
-    ]:
+    ]
+    for call, kwargs in calls:
         wire.reset()
         await getattr(drv, call)("c1", **kwargs)
         assert wire.round_trips == 1, (call, kwargs)

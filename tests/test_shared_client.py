@@ -22,7 +22,7 @@ def _url(server: RedisProcess, db: int = 2) -> str:
 
 def _connections_made(client: redis.Redis) -> int:
     pool = client.connection_pool
-    return len(pool._available_connections) + len(pool._in_use_connections)  # type: ignore[attr-defined]
+    return len(pool._available_connections) + len(pool._in_use_connections)
 
 
 def test_histories_with_the_same_url_share_one_client_and_connection(

@@ -35,6 +35,11 @@ class Backend:
         return redis.asyncio.Redis.from_url(self._url, db=DB)
 
 
+def key_names(client: redis.Redis, pattern: str = "*") -> set[str]:
+    """The names of the keys matching ``pattern`` (KEYS: small test databases only)."""
+    return {k.decode() if isinstance(k, bytes) else k for k in client.keys(pattern)}
+
+
 def snapshot(
     client: redis.Redis, prefix: str = "agent_memory", *, tokens: bool = True
 ) -> dict[bytes, Any]:

@@ -55,6 +55,7 @@ async def make_driver(
 
     def make(**settings_values: Any) -> Driver:
         settings = make_settings(**settings_values)
+        store: ConversationStore | AsyncConversationStore
         if request.param == "sync":
             store = ConversationStore(backend.client, settings=settings)
             return Driver(store, backend.client, "sync")
