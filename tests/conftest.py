@@ -31,13 +31,18 @@ from tests.support.settings import environment_names, make_settings
 pytest_plugins = ["tests.support.drivers"]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def hermetic_environment() -> Iterator[None]:
-    """Remove every variable Settings reads, for the whole session (subprocesses included)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in environment_names().values():
-            patch.delenv(name, raising=False)
-        yield
+_environment = pytest.MonkeyPatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remove every variable Settings reads before anything is collected or built, for the
+    whole run (subprocesses the tests start included)."""
+    for name in environment_names().values():
+        _environment.delenv(name, raising=False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _environment.undo()
 
 
 @pytest.fixture(scope="session")

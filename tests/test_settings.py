@@ -130,20 +130,33 @@ def test_no_setting_of_the_developers_shell_reaches_a_test() -> None:
     assert make_settings().model_dump() == defaults
 
 
+SHELL = {
+    "REDIS_CLUSTER": "true",
+    "AGENT_MEMORY_FSYNC_ACK": "true",
+    "CACHE_TTL_AGENT_MEMORY": "5",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "AGENT_MEMORY_PREFIX": "leaked",
+}
+
+
+def test_make_settings_ignores_the_environment_even_when_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for env, value in SHELL.items():
+        monkeypatch.setenv(env, value)
+    assert Settings().redis_cluster is True  # the variables are there...
+    defaults = {name: info.default for name, info in Settings.model_fields.items()}
+    assert make_settings().model_dump() == defaults  # ...and make_settings reads none of them
+    assert make_settings(ttl_seconds=7).ttl_seconds == 7
+
+
 def test_the_suite_is_hermetic_when_the_shell_sets_the_store_up_differently() -> None:
-    """The test above, run by a pytest whose environment sets cluster mode, fsync acks, a TTL
+    """The first test above, run by a pytest whose environment sets cluster mode, fsync acks, a TTL
     and a URL: it must still see none of them."""
-    shell = {
-        "REDIS_CLUSTER": "true",
-        "AGENT_MEMORY_FSYNC_ACK": "true",
-        "CACHE_TTL_AGENT_MEMORY": "5",
-        "REDIS_URL": "redis://127.0.0.1:1/0",
-        "AGENT_MEMORY_PREFIX": "leaked",
-    }
     test = f"{__file__}::test_no_setting_of_the_developers_shell_reaches_a_test"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-        env={**os.environ, **shell},
+        env={**os.environ, **SHELL},
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import AliasChoices
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from agent_memory import Settings
 
@@ -20,9 +21,24 @@ def environment_names() -> dict[str, str]:
     return out
 
 
+class GivenSettings(Settings):
+    """Settings from the values passed in and the defaults: no environment, no files."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def make_settings(**values: Any) -> Settings:
-    """Settings from the defaults and ``values`` only. The suite also clears every variable of
-    :func:`environment_names` for its whole run (``tests/conftest.py``), so a ``Settings()``
-    built by the library or a subprocess reads nothing from the shell either."""
-    base: dict[str, Any] = {"redis_url": None, "redis_host": None, "ttl_seconds": 2_592_000}
-    return Settings.model_validate({**base, **values})
+    """Settings from the defaults and ``values`` only, whatever the environment holds. (The
+    suite also removes every variable of :func:`environment_names` for its whole run, see
+    ``tests/conftest.py``, so a ``Settings()`` built by the library or a subprocess reads
+    nothing from the shell either.)"""
+    return GivenSettings.model_validate(values)
