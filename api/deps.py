@@ -6,7 +6,7 @@ route but ``/health`` needs ``Authorization: Bearer <key>``. Keys are compared i
 key prefix ``<prefix>:t:<encoded tenant>``, so its conversations and indexes are invisible to
 every other tenant (404). Admin keys open the cache routes only.
 
-The key is looked up once per request, in :func:`resolve_caller`; the tenant's store
+The key is looked up once per request, in :func:`caller_of`; the tenant's store
 (:data:`Store`) and the admin check (:func:`require_admin`) derive from the :class:`Caller`.
 """
 
@@ -88,11 +88,7 @@ class ApiState:
     def identify(self, key: str) -> tuple[str | None, bool]:
         """The tenant of ``key`` (or None) and whether it is an admin key: one lookup that
         compares ``key`` with every configured key, each in constant time."""
-        return _match(key, self.tenant_keys), bool(_match(key, self._admin_set))
-
-    @property
-    def _admin_set(self) -> dict[str, bool]:
-        return dict.fromkeys(self.admin_keys, True)
+        return _match(key, self.tenant_keys), bool(_match(key, dict.fromkeys(self.admin_keys, 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +138,8 @@ def _match(presented: str, candidates: Mapping[str, T]) -> T | None:
     return found
 
 
-# The dependencies are coroutines although they do no I/O: FastAPI runs a plain ``def``
-# dependency in a worker thread, a hand-off that cost more than the whole Redis round trip.
-async def resolve_caller(request: Request) -> Caller:
-    """Every route but ``/health`` depends on this (FastAPI resolves it once per request):
-    401 without a known key."""
+def caller_of(request: Request) -> Caller:
+    """Who sent ``request``: its key looked up once (401 without a known key)."""
     state = get_state(request)
     if not state.auth_enabled:
         return Caller(state, keyless=True)
@@ -156,15 +149,22 @@ async def resolve_caller(request: Request) -> Caller:
     return Caller(state, tenant, admin)
 
 
-CallerDep = Annotated[Caller, Depends(resolve_caller)]
+# The dependencies below are the only ones that call ``caller_of``, and a route has one of
+# them. They are coroutines although they do no I/O: FastAPI runs a plain ``def`` dependency
+# in a worker thread, a hand-off that cost more than the whole Redis round trip.
+async def resolve_caller(request: Request) -> Caller:
+    """Any known key (or none configured): the ``/metrics`` route."""
+    return caller_of(request)
 
 
-async def tenant_store(caller: CallerDep) -> AsyncConversationStore:
-    return caller.store
+async def tenant_store(request: Request) -> AsyncConversationStore:
+    """The caller's tenant store: the conversation and message routes."""
+    return caller_of(request).store
 
 
-async def require_admin(caller: CallerDep) -> None:
-    caller.require_admin()
+async def require_admin(request: Request) -> None:
+    """An admin key: the cache routes."""
+    caller_of(request).require_admin()
 
 
 async def _state(request: Request) -> ApiState:
