@@ -1,6 +1,6 @@
 """Plans run without Redis through ``tests.support.drive`` (paging, pruning, cluster fan-out):
-what a plan sends, given what
-Redis answers, and the harness's own rules (every reply used, the plan always closed)."""
+what a plan sends, given what Redis answers, and the harness's own rules (every reply used,
+the plan always closed)."""
 
 from __future__ import annotations
 
