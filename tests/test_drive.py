@@ -18,10 +18,14 @@ from tests.support.settings import make_settings
 CREATED_MS = 1_700_000_000_000
 
 
+def core_of(**settings: Any) -> Any:
+    """The pure core of a store whose client is never used (constructing one does no I/O)."""
+    return ConversationStore(redis.Redis(), settings=make_settings(**settings))._core
+
+
 @pytest.fixture
 def core() -> Any:
-    """The pure core of a store whose client is never used (constructing one does no I/O)."""
-    return ConversationStore(redis.Redis(), settings=make_settings())._core
+    return core_of()
 
 
 def meta(conversation_id: str, **fields: str) -> dict[bytes, bytes]:
@@ -104,7 +108,7 @@ def test_the_plan_is_closed_when_a_round_trip_fails() -> None:
 
 
 def test_clear_all_on_a_cluster_scans_every_primary_and_unlinks_by_slot() -> None:
-    core: Any = ConversationStore(redis.Redis(), settings=make_settings(redis_cluster=True))._core
+    core = core_of(redis_cluster=True)
     a, b = core.conversation_keys("a"), core.conversation_keys("b")
     index = core.config.keys.index_all
     first = [a.stream.encode(), b.meta.encode(), a.meta.encode()]
@@ -125,7 +129,7 @@ def test_clear_all_on_a_cluster_scans_every_primary_and_unlinks_by_slot() -> Non
 
 
 def test_pruning_on_a_cluster_checks_each_hash_before_removing_the_index_entry() -> None:
-    core: Any = ConversationStore(redis.Redis(), settings=make_settings(redis_cluster=True))._core
+    core = core_of(redis_cluster=True)
     page, sent = drive(
         core.list_conversations(limit=5),
         [
