@@ -1,7 +1,8 @@
-"""RedisSaver / AsyncRedisSaver behaviour beyond the conformance suite, on fakeredis and a real
-redis-server (the ``backend`` fixture): a thread is a conversation whose messages are stored
-once; values that are not extensions restore exactly (InMemorySaver is the oracle); one round
-trip per put / put_writes / get_tuple; TTLs; deletion through the store; concurrent writers;
+"""RedisSaver / AsyncRedisSaver behaviour beyond the conformance suite, on fakeredis, a
+redis-server and a valkey-server (the ``backend`` fixture): a thread is a conversation whose
+messages are stored once; values that are not extensions restore exactly (InMemorySaver is the
+oracle); one round trip per put / put_writes / get_tuple; TTLs; deletion through the store;
+concurrent writers;
 errors."""
 
 from __future__ import annotations
@@ -45,13 +46,7 @@ from agent_memory import (
 )
 from agent_memory.embedded import free_port
 from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
-
-
-def make_settings(**values: Any) -> Settings:
-    """Settings that ignore the environment (as conftest's, kept here: no conftest imports)."""
-    base: dict[str, Any] = {"redis_url": None, "redis_host": None, "ttl_seconds": 2_592_000}
-    return Settings.model_validate({**base, **values})
-
+from tests.support.settings import make_settings
 
 USAGE = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
 
