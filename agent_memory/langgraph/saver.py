@@ -1,6 +1,6 @@
 """RedisSaver and AsyncRedisSaver: LangGraph checkpointers on the conversation store.
 
-Thin twins over :class:`agent_memory.langgraph._plans.CheckpointPlans`: each method builds the
+Thin twins over :class:`agent_memory.plans.checkpoints.CheckpointPlans`: each method builds the
 plan and runs it through a ConversationStore (sync) or AsyncConversationStore (asyncio), so
 both share every bit of logic and differ only where I/O happens. Constructing one does no I/O.
 """
@@ -25,7 +25,7 @@ from agent_memory import connection
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput
-from agent_memory.langgraph._plans import CheckpointPlans, pages
+from agent_memory.plans.checkpoints import CheckpointPlans, pages
 from agent_memory.settings import Settings
 from agent_memory.store import ConversationStore
 
@@ -95,7 +95,7 @@ class _SaverBase(BaseCheckpointSaver[str]):
     def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> Any:
         clone = super().with_allowlist(extra_allowlist)
         if isinstance(clone, _SaverBase) and clone is not self:
-            clone._plans = CheckpointPlans(self._plans.core, clone.serde)
+            clone._plans = CheckpointPlans(self._plans.store, clone.serde)
         return clone
 
     def __repr__(self) -> str:
