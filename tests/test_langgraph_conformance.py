@@ -205,14 +205,14 @@ def test_on_a_cluster_a_thread_is_one_slot_and_deleting_its_conversation_deletes
     checkpoint = empty_checkpoint()
     checkpoint["channel_values"] = {"messages": [HumanMessage("hi", id="m1")], "n": 1}
     checkpoint["channel_versions"] = {"messages": "1", "n": "1"}
-    config = {"configurable": {"thread_id": "slot-thread", "checkpoint_ns": ""}}
+    config: Any = {"configurable": {"thread_id": "slot-thread", "checkpoint_ns": ""}}
     stored = saver.put(config, checkpoint, {"run_id": "r1"}, {"messages": "1", "n": "1"})
     saver.put_writes(stored, [("n", 2)], "task")
     keys = saver.store.keys.conversation("slot-thread")
     present = [k for k in (*keys.all, *keys.thread) if client.exists(k)]
     assert len(present) >= 6
     assert len({client.keyslot(k) for k in present}) == 1
-    store = ConversationStore(client, settings=settings, key_prefix="lgslot")
+    store = ConversationStore(client, settings=settings, key_prefix="lgslot")  # type: ignore[arg-type]
     assert [m.content for m in store.get_langchain_messages("slot-thread")] == ["hi"]
     assert store.delete_conversation("slot-thread")
     assert [k for k in (*keys.all, *keys.thread) if client.exists(k)] == []

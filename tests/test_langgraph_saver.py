@@ -27,6 +27,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.runnables import RunnableConfig
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
@@ -71,7 +72,7 @@ def _bot(state: Any) -> dict[str, Any]:
 
 
 def _graph(saver: Any, state: type = State) -> Any:
-    builder = StateGraph(state)
+    builder: Any = StateGraph(state)
     builder.add_node("bot", _bot)
     builder.add_edge(START, "bot")
     builder.add_edge("bot", END)
@@ -95,7 +96,7 @@ def _own_client(backend: Any) -> Any:
     return redis.Redis.from_url(backend._url, db=2)
 
 
-def _config(thread: str) -> dict[str, Any]:
+def _config(thread: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread}}
 
 
@@ -158,8 +159,8 @@ def test_every_message_class_round_trips_exactly_through_get_tuple(
             additional_kwargs={"k": {"n": 1}},
         ),
         ToolMessage("out", tool_call_id="c1", id="t1", status="error", artifact={"a": 1}),
-        FunctionMessage("f out", name="f", id="f1"),
-        ChatMessage("hi", role="critic", id="ch1"),
+        FunctionMessage(content="f out", name="f", id="f1"),
+        ChatMessage(content="hi", role="critic", id="ch1"),
     ]
     checkpoint = empty_checkpoint()
     checkpoint["channel_values"] = {"messages": messages}
@@ -181,7 +182,7 @@ def test_every_message_class_round_trips_exactly_through_get_tuple(
 def test_values_the_stream_cannot_hold_are_stored_in_full_and_restored_exactly(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:
-    value = [AIMessageChunk("partial", id="x1"), {"role": "user", "content": "a dict"}]
+    value = [AIMessageChunk(content="partial", id="x1"), {"role": "user", "content": "a dict"}]
     checkpoint = empty_checkpoint()
     checkpoint["channel_values"] = {"messages": value}
     checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
@@ -198,7 +199,7 @@ def test_values_the_stream_cannot_hold_are_stored_in_full_and_restored_exactly(
     assert backend.client.xlen(saver.store.keys.conversation("odd").stream) == 0
 
 
-def _edits(graph: Any, config: dict[str, Any]) -> Iterator[Any]:
+def _edits(graph: Any, config: RunnableConfig) -> Iterator[Any]:
     """A thread whose messages channel is removed from, edited and summarised: each step's
     state values."""
     for i in range(3):
@@ -224,7 +225,7 @@ def _deterministic_bot(state: Any) -> dict[str, Any]:
 
 
 def _det_graph(saver: Any, state: type = State) -> Any:
-    builder = StateGraph(state)
+    builder: Any = StateGraph(state)
     builder.add_node("bot", _deterministic_bot)
     builder.add_edge(START, "bot")
     builder.add_edge("bot", END)
@@ -287,7 +288,7 @@ def test_put_put_writes_and_get_tuple_are_one_round_trip_each(
     checkpoint = empty_checkpoint()
     checkpoint["channel_values"] = {"messages": [HumanMessage("x", id="x")], "other": 1}
     checkpoint["channel_versions"] = {"messages": "1", "other": "1"}
-    config = {"configurable": {"thread_id": "rt", "checkpoint_ns": ""}}
+    config: RunnableConfig = {"configurable": {"thread_id": "rt", "checkpoint_ns": ""}}
     stored = saver.put(config, checkpoint, {"step": 1}, checkpoint["channel_versions"])
     assert sent == [1]
     saver.put_writes(stored, [("other", 2), ("messages", [])], "task-1")
@@ -399,7 +400,8 @@ def test_two_writers_on_one_thread_lose_no_checkpoint_and_never_mix_values(
                 checkpoint = empty_checkpoint()
                 checkpoint["channel_values"] = {"messages": messages, "n": i}
                 checkpoint["channel_versions"] = versions
-                config = saver.put(config, checkpoint, {"writer": name}, dict(versions))
+                metadata: Any = {"writer": name}
+                config = saver.put(config, checkpoint, metadata, dict(versions))
                 written[checkpoint["id"]] = (messages, i)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -550,7 +552,7 @@ def test_a_message_changed_in_place_after_a_checkpoint_is_restored_as_changed(
     message = AIMessage("first", id="same")
     checkpoint["channel_values"] = {"messages": [message]}
     checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
-    config: Any = {"configurable": {"thread_id": "inplace", "checkpoint_ns": ""}}
+    config: RunnableConfig = {"configurable": {"thread_id": "inplace", "checkpoint_ns": ""}}
     config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
     message.content = "changed"
     second = empty_checkpoint()
@@ -564,3 +566,21 @@ def test_a_message_changed_in_place_after_a_checkpoint_is_restored_as_changed(
         "changed",
         "next",
     ]
+
+
+def test_from_conn_string_and_setup_as_other_savers_have_them(
+    redis_server: Any, settings: Settings
+) -> None:
+    with RedisSaver.from_conn_string(f"{redis_server.url}/2", settings=settings) as saver:
+        saver.setup()
+        out = _graph(saver).invoke({"messages": [HumanMessage("hi")]}, _config("conn"))
+        assert saver.get_tuple(_config("conn")) is not None
+    assert len(out["messages"]) == 2
+
+
+async def test_async_from_conn_string_and_asetup(redis_server: Any, settings: Settings) -> None:
+    url = f"{redis_server.url}/2"
+    async with AsyncRedisSaver.from_conn_string(url, settings=settings) as saver:
+        await saver.asetup()
+        await _graph(saver).ainvoke({"messages": [HumanMessage("hi")]}, _config("aconn"))
+        assert await saver.aget_tuple(_config("aconn")) is not None

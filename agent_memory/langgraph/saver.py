@@ -7,6 +7,7 @@ both share every bit of logic and differ only where I/O happens. Constructing on
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -89,7 +90,7 @@ class _SaverBase(BaseCheckpointSaver[str]):
         """The conversation store underneath (the thread's messages are its conversation)."""
         return self._store
 
-    def get_next_version(self, current: str | None, channel: None = None) -> str:
+    def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
         return CheckpointPlans.next_version(current)
 
     def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> Any:
@@ -116,6 +117,18 @@ class RedisSaver(_SaverBase):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSaver:
         return cls(redis_url=url, **options)
+
+    @classmethod
+    @contextlib.contextmanager
+    def from_conn_string(cls, url: str, **options: Any) -> Iterator[RedisSaver]:
+        """``with RedisSaver.from_conn_string(url) as saver:`` (the form other LangGraph
+        savers use); the client is closed at the end."""
+        with cls.from_url(url, **options) as saver:
+            yield saver
+
+    def setup(self) -> None:
+        """Nothing to create (no indexes, no modules): kept for code written for savers that
+        need it."""
 
     def close(self) -> None:
         self._store.close()
@@ -188,6 +201,16 @@ class AsyncRedisSaver(_SaverBase):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncRedisSaver:
         return cls(redis_url=url, **options)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def from_conn_string(cls, url: str, **options: Any) -> AsyncIterator[AsyncRedisSaver]:
+        """``async with AsyncRedisSaver.from_conn_string(url) as saver:``; closed at the end."""
+        async with cls.from_url(url, **options) as saver:
+            yield saver
+
+    async def asetup(self) -> None:
+        """Nothing to create (no indexes, no modules)."""
 
     async def aclose(self) -> None:
         await self._store.aclose()
