@@ -16,12 +16,13 @@ Subjects, each constructed the way its README tells its users to (async, ``graph
 * ``sqlite``: ``async with AsyncSqliteSaver.from_conn_string(path)`` on a file;
 * ``ours``: ``agent_memory.langgraph.AsyncRedisSaver.from_url(url)``.
 
-Figures: turns/s (``turns`` over ``threads`` threads, round robin, one turn at a time, subjects
-interleaved per repeat, on one redis-server with AOF everysec); Redis bytes (``INFO used_memory``
-minus its value once the saver's connection is open, on a fresh redis-server per subject with
-AOF off) after each of ``marks`` turns of one thread, with the key count and keys without TTL;
-round trips and server commands per turn (``send_packed_command`` calls of redis-py's and
-valkey-py's connections; ``INFO commandstats``), and the checkpointer calls LangGraph makes.
+Figures: turns/s (``turns`` over ``threads`` threads, round robin, one turn at a time; the
+subjects take turns by rounds of one turn per thread, on one redis-server with AOF everysec);
+one thread's Redis bytes after each of ``marks`` turns (``INFO used_memory`` and the keys'
+``MEMORY USAGE``, less what the server held after a warm-up turn of another thread, on a fresh
+redis-server per subject with AOF off), with the keys without TTL; round trips, server commands
+and CPU per turn (``send_packed_command`` calls of redis-py's and valkey-py's connections;
+``INFO commandstats``; ``process_time`` and ``INFO cpu``), and the checkpointer calls made.
 """
 
 from __future__ import annotations
@@ -363,16 +364,28 @@ def _inputs(script: Script, tag: str, threads: int, turns: int) -> list[tuple[st
     ]
 
 
-async def _throughput(s: Subject, url: str, tmp: Path, tag: str, z: Sizes) -> float:
-    script = Script()
-    warm = _inputs(script, f"{tag}-warm", 1, 1)
-    timed = _inputs(script, tag, z.threads, z.turns)
-    async with s.open(url, tmp) as saver:
-        graph = build_graph(script, saver)
-        await run_turns(graph, warm)  # connections open, scripts loaded
-        start = time.perf_counter()
-        await run_turns(graph, timed)
-        return len(timed) / (time.perf_counter() - start)
+async def _throughput(
+    subjects: Sequence[Subject], url: str, tmp: Path, tag: str, z: Sizes
+) -> dict[str, float]:
+    """Turns/s of every subject in one repeat, interleaved finely: all savers open at once,
+    then round after round of ``threads`` turns (one per thread) on each subject in turn, so
+    a slow spell of the (shared) machine hits every subject alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        runs = []
+        for s in subjects:
+            where = _fresh_dir(tmp, f"rates-{s.name}-{tag}")
+            saver = await stack.enter_async_context(s.open(url, where))
+            script = Script()
+            graph = build_graph(script, saver)
+            await run_turns(graph, _inputs(script, f"{s.name}-{tag}-warm", 1, 1))
+            runs.append((s.name, graph, _inputs(script, f"{s.name}-{tag}", z.threads, z.turns)))
+        spent = dict.fromkeys((name for name, _, _ in runs), 0.0)
+        for start in range(0, z.turns, z.threads):
+            for name, graph, inputs in runs:
+                began = time.perf_counter()
+                await run_turns(graph, inputs[start : start + z.threads])
+                spent[name] += time.perf_counter() - began
+    return {name: z.turns / seconds for name, seconds in spent.items()}
 
 
 async def _count(s: Subject, url: str, tmp: Path, control: redis.Redis, k: int) -> Count:
@@ -506,10 +519,8 @@ async def measure(tmp: Path, quick: bool) -> Results:
         for r in range(z.repeats):
             control.flushall()
             order = subjects[r % len(subjects) :] + subjects[: r % len(subjects)]
-            for s in order:
-                where = _fresh_dir(tmp, f"rates-{s.name}-{r}")
-                rate = await _throughput(s, server.url, where, f"{s.name}-r{r}", z)
-                results.rates.setdefault(s.name, []).append(rate)
+            for name, rate in (await _throughput(order, server.url, tmp, f"r{r}", z)).items():
+                results.rates.setdefault(name, []).append(rate)
         control.flushall()
         for s in subjects:
             where = _fresh_dir(tmp, f"count-{s.name}")
@@ -657,8 +668,9 @@ def _rates_lines(r: Results) -> list[str]:
         lines.append(f"| {s.name} | {_num(v)} | {_times(to_limit)} | {_times(to_ours)} | {runs} |")
     lines += [
         "",
-        "Ratios are medians of the per-repeat ratios (subjects of one repeat run back to back; "
-        "the order rotates per repeat).",
+        "Interleaved finely: in each repeat every saver is open at once and the subjects take "
+        "turns, one round of one turn per thread each (the order rotates per repeat); ratios are "
+        "medians of the per-repeat ratios.",
     ]
     return [*lines, ""]
 
