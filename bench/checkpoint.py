@@ -344,6 +344,8 @@ class Results:
     counts: dict[str, Count] = field(default_factory=dict)
     memory: dict[str, list[Mark]] = field(default_factory=dict)
     seconds: float = 0.0
+    ping_us: float = 0.0
+    """One bare redis.asyncio round trip (PING) on the same server: what any round trip costs."""
 
     def rate(self, name: str) -> float | None:
         runs = self.rates.get(name)
@@ -407,6 +409,18 @@ async def _count(s: Subject, url: str, tmp: Path, control: redis.Redis, k: int) 
     if not s.redis:
         return Count(None, None, per_call, client_ms, None)
     return Count(trips[0] / k, commands / k, per_call, client_ms, server_ms)
+
+
+async def _ping_us(url: str, n: int) -> float:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        await client.ping()
+        start = time.perf_counter()
+        for _ in range(n):
+            await client.ping()
+        return (time.perf_counter() - start) * 1e6 / n
+    finally:
+        await client.aclose()
 
 
 def _server_cpu(control: redis.Redis) -> float:
@@ -522,6 +536,7 @@ async def measure(tmp: Path, quick: bool) -> Results:
             for name, rate in (await _throughput(order, server.url, tmp, f"r{r}", z)).items():
                 results.rates.setdefault(name, []).append(rate)
         control.flushall()
+        results.ping_us = await _ping_us(server.url, 200 if quick else 3000)
         for s in subjects:
             where = _fresh_dir(tmp, f"count-{s.name}")
             results.counts[s.name] = await _count(s, server.url, where, control, z.counted_turns)
@@ -701,8 +716,25 @@ def _count_lines(r: Results) -> list[str]:
         "and InMemorySaver make no network round trips. CPU: `time.process_time()` of the "
         "benchmark process (every thread: sqlite's too) and INFO cpu of the server, per turn.",
         "",
+        *_budget_lines(r),
     ]
     return lines
+
+
+def _budget_lines(r: Results) -> list[str]:
+    """What 0.8x InMemorySaver leaves for the round trips, against what bare ones cost."""
+    limit, ours = r.rate("InMemorySaver"), r.counts.get("ours")
+    if not limit or ours is None or ours.round_trips is None or not r.ping_us:
+        return []
+    budget = (1 / 0.8 - 1) * 1e3 / limit
+    floor = ours.round_trips * r.ping_us / 1e3
+    return [
+        f"A bare redis.asyncio round trip (PING) costs {r.ping_us:.0f} us on this server. "
+        f"InMemorySaver takes {1e3 / limit:.2f} ms per turn, so 0.8x of its rate leaves "
+        f"{budget:.2f} ms per turn for everything a Redis saver adds; {ours.round_trips:g} "
+        f"bare round trips alone take {floor:.2f} ms.",
+        "",
+    ]
 
 
 def _memory_lines(r: Results) -> list[str]:
