@@ -584,3 +584,45 @@ async def test_async_from_conn_string_and_asetup(redis_server: Any, settings: Se
         await saver.asetup()
         await _graph(saver).ainvoke({"messages": [HumanMessage("hi")]}, _config("aconn"))
         assert await saver.aget_tuple(_config("aconn")) is not None
+
+
+def test_erasing_a_user_erases_the_checkpoints_of_their_threads(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    store = ConversationStore(backend.client, settings=settings)
+    store.create("users-thread", user_id="u1")
+    _graph(saver).invoke({"messages": [HumanMessage("mine")]}, _config("users-thread"))
+    assert store.delete_user("u1") == 1
+    keys = saver.store.keys.conversation("users-thread")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+
+
+def _subgraph_parent(saver: Any) -> Any:
+    inner: Any = StateGraph(State)
+    inner.add_node("inner_bot", _deterministic_bot)
+    inner.add_edge(START, "inner_bot")
+    inner.add_edge("inner_bot", END)
+    outer: Any = StateGraph(State)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("bot", _deterministic_bot)
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "bot")
+    outer.add_edge("bot", END)
+    return outer.compile(checkpointer=saver)
+
+
+def test_a_graph_with_a_subgraph_restores_as_in_memory_saver(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    ours, oracle = _subgraph_parent(saver), _subgraph_parent(InMemorySaver())
+    for i in range(3):
+        for graph in (ours, oracle):
+            out = graph.invoke({"messages": [HumanMessage(f"s{i}", id=f"s{i}")]}, _config("sub"))
+    again = _subgraph_parent(_fresh(backend, settings)).get_state(_config("sub"), subgraphs=True)
+    assert again.values == oracle.get_state(_config("sub")).values == out
+    namespaces = {
+        t.config["configurable"]["checkpoint_ns"]
+        for t in saver.list({"configurable": {"thread_id": "sub"}})
+    }
+    assert "" in namespaces
+    assert any(ns.startswith("sub:") for ns in namespaces)
