@@ -454,6 +454,13 @@ def test_bad_configuration_and_values_are_clear_errors(saver: RedisSaver) -> Non
         saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": "a\0b"}})
     with pytest.raises(InvalidInput, match="RedisSaver"):
         AsyncRedisSaver(redis_url="redis://127.0.0.1:1").get_tuple(_config("t"))
+    with pytest.raises(InvalidInput, match="RedisSaver"):
+        AsyncRedisSaver(redis_url="redis://127.0.0.1:1").list(_config("t"))
+
+
+async def test_the_sync_saver_in_an_async_graph_is_a_clear_error(saver: RedisSaver) -> None:
+    with pytest.raises(InvalidInput, match="AsyncRedisSaver"):
+        await _graph(saver).ainvoke({"messages": [HumanMessage("x")]}, _config("wrong"))
 
 
 def test_versions_increase_and_never_repeat(saver: RedisSaver) -> None:
