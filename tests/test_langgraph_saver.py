@@ -633,3 +633,27 @@ def test_a_graph_with_a_subgraph_restores_as_in_memory_saver(
     }
     assert "" in namespaces
     assert any(ns.startswith("sub:") for ns in namespaces)
+
+
+async def test_rest_reads_the_threads_messages_and_delete_deletes_the_thread(
+    backend: Any, settings: Settings
+) -> None:
+    from tests.support.api import api_client
+
+    client = backend.async_client()
+    saver = AsyncRedisSaver(client, settings=settings)
+    graph = _graph(saver)
+    for i in range(2):
+        out = await graph.ainvoke({"messages": [HumanMessage(f"r{i}")]}, _config("rest"))
+    async with api_client(backend) as http:
+        page = await http.get("/api/v1/conversations/rest/messages")
+        assert page.status_code == 200
+        body = page.json()
+        items = body["messages"] if isinstance(body, dict) else body
+        assert [m["content"] for m in items] == [m.content for m in out["messages"]]
+        assert [m["role"] for m in items] == ["user", "assistant"] * 2
+        assert (await http.delete("/api/v1/conversations/rest")).status_code == 204
+    assert await saver.aget_tuple(_config("rest")) is None
+    keys = saver.store.keys.conversation("rest")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+    await client.aclose()
