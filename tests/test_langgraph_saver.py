@@ -454,6 +454,13 @@ def test_bad_configuration_and_values_are_clear_errors(saver: RedisSaver) -> Non
         saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": "a\0b"}})
     with pytest.raises(InvalidInput, match="RedisSaver"):
         AsyncRedisSaver(redis_url="redis://127.0.0.1:1").get_tuple(_config("t"))
+    with pytest.raises(InvalidInput, match="RedisSaver"):
+        AsyncRedisSaver(redis_url="redis://127.0.0.1:1").list(_config("t"))
+
+
+async def test_the_sync_saver_in_an_async_graph_is_a_clear_error(saver: RedisSaver) -> None:
+    with pytest.raises(InvalidInput, match="AsyncRedisSaver"):
+        await _graph(saver).ainvoke({"messages": [HumanMessage("x")]}, _config("wrong"))
 
 
 def test_versions_increase_and_never_repeat(saver: RedisSaver) -> None:
@@ -584,3 +591,69 @@ async def test_async_from_conn_string_and_asetup(redis_server: Any, settings: Se
         await saver.asetup()
         await _graph(saver).ainvoke({"messages": [HumanMessage("hi")]}, _config("aconn"))
         assert await saver.aget_tuple(_config("aconn")) is not None
+
+
+def test_erasing_a_user_erases_the_checkpoints_of_their_threads(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    store = ConversationStore(backend.client, settings=settings)
+    store.create("users-thread", user_id="u1")
+    _graph(saver).invoke({"messages": [HumanMessage("mine")]}, _config("users-thread"))
+    assert store.delete_user("u1") == 1
+    keys = saver.store.keys.conversation("users-thread")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+
+
+def _subgraph_parent(saver: Any) -> Any:
+    inner: Any = StateGraph(State)
+    inner.add_node("inner_bot", _deterministic_bot)
+    inner.add_edge(START, "inner_bot")
+    inner.add_edge("inner_bot", END)
+    outer: Any = StateGraph(State)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("bot", _deterministic_bot)
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "bot")
+    outer.add_edge("bot", END)
+    return outer.compile(checkpointer=saver)
+
+
+def test_a_graph_with_a_subgraph_restores_as_in_memory_saver(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    ours, oracle = _subgraph_parent(saver), _subgraph_parent(InMemorySaver())
+    for i in range(3):
+        for graph in (ours, oracle):
+            out = graph.invoke({"messages": [HumanMessage(f"s{i}", id=f"s{i}")]}, _config("sub"))
+    again = _subgraph_parent(_fresh(backend, settings)).get_state(_config("sub"), subgraphs=True)
+    assert again.values == oracle.get_state(_config("sub")).values == out
+    namespaces = {
+        t.config["configurable"]["checkpoint_ns"]
+        for t in saver.list({"configurable": {"thread_id": "sub"}})
+    }
+    assert "" in namespaces
+    assert any(ns.startswith("sub:") for ns in namespaces)
+
+
+async def test_rest_reads_the_threads_messages_and_delete_deletes_the_thread(
+    backend: Any, settings: Settings
+) -> None:
+    from tests.support.api import api_client
+
+    client = backend.async_client()
+    saver = AsyncRedisSaver(client, settings=settings)
+    graph = _graph(saver)
+    for i in range(2):
+        out = await graph.ainvoke({"messages": [HumanMessage(f"r{i}")]}, _config("rest"))
+    async with api_client(backend) as http:
+        page = await http.get("/api/v1/conversations/rest/messages")
+        assert page.status_code == 200
+        body = page.json()
+        items = body["messages"] if isinstance(body, dict) else body
+        assert [m["content"] for m in items] == [m.content for m in out["messages"]]
+        assert [m["role"] for m in items] == ["user", "assistant"] * 2
+        assert (await http.delete("/api/v1/conversations/rest")).status_code == 204
+    assert await saver.aget_tuple(_config("rest")) is None
+    keys = saver.store.keys.conversation("rest")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+    await client.aclose()

@@ -31,6 +31,7 @@ from agent_memory.settings import Settings
 from agent_memory.store import ConversationStore
 
 _ASYNC_ONLY = "AsyncRedisSaver is asyncio-only: use RedisSaver for synchronous graphs"
+_SYNC_ONLY = "RedisSaver is synchronous: use AsyncRedisSaver for ainvoke/astream"
 
 
 def _settings(settings: Settings | None, redis_url: str | None) -> Settings:
@@ -189,6 +190,16 @@ class RedisSaver(_SaverBase):
     ) -> Mapping[str, DeltaChannelHistory]:
         return self._store.run(self._plans.delta_channel_history(config, channels))
 
+    # The async methods of BaseCheckpointSaver: a clear error instead of NotImplementedError.
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise InvalidInput(_SYNC_ONLY)
+
+    async def aput(self, *args: Any, **kwargs: Any) -> RunnableConfig:
+        raise InvalidInput(_SYNC_ONLY)
+
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        raise InvalidInput(_SYNC_ONLY)
+
 
 class AsyncRedisSaver(_SaverBase):
     """LangGraph checkpointer (asyncio, redis.asyncio) on plain Redis: the twin of
@@ -285,4 +296,10 @@ class AsyncRedisSaver(_SaverBase):
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
+        raise InvalidInput(_ASYNC_ONLY)
+
+    def list(self, *args: Any, **kwargs: Any) -> Iterator[CheckpointTuple]:
+        raise InvalidInput(_ASYNC_ONLY)
+
+    def delete_thread(self, thread_id: str) -> None:
         raise InvalidInput(_ASYNC_ONLY)
