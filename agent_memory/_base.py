@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio.cluster
@@ -10,7 +11,7 @@ import redis.cluster
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Call
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, get_settings
 
 ClientT = TypeVar("ClientT")
 
@@ -24,10 +25,10 @@ class StoreBase(Generic[ClientT]):
         *,
         settings: Settings | None = None,
         key_prefix: str | None = None,
-        ttl: int | None = None,
+        ttl: int | float | timedelta | None = None,
     ) -> None:
         self._client = client
-        self._settings = settings if settings is not None else Settings()
+        self._settings = settings if settings is not None else get_settings()
         cluster = isinstance(
             client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
         )

@@ -15,7 +15,7 @@ from agent_memory import connection, transfer
 from agent_memory._base import StoreBase
 from agent_memory.core import StoreCore
 from agent_memory.plan import Batch, Plan, refused
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, get_settings
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -41,7 +41,7 @@ class AsyncConversationStore(StoreBase[Redis]):
     def from_settings(
         cls, settings: Settings | None = None, **kwargs: Any
     ) -> AsyncConversationStore:
-        settings = settings if settings is not None else Settings()
+        settings = settings if settings is not None else get_settings()
         return cls(connection.async_client(settings), settings=settings, **kwargs)
 
     @classmethod

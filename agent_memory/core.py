@@ -20,6 +20,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage
@@ -47,7 +48,7 @@ from agent_memory.models import Conversation, ms_to_datetime
 from agent_memory.plan import PRIMARIES, Batch, Call, Plan
 from agent_memory.plan import text as _text
 from agent_memory.serverinfo import ServerInfo, merge_infos
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, check_prefix
 
 T = TypeVar("T")
 InputMessage = BaseMessage | Mapping[str, Any]
@@ -90,21 +91,17 @@ class StoreConfig:
         settings: Settings,
         *,
         key_prefix: str | None = None,
-        ttl: int | None = None,
+        ttl: int | float | timedelta | None = None,
         cluster: bool = False,
     ) -> StoreConfig:
-        if key_prefix is not None:
-            settings = settings.model_copy(
-                update={"key_prefix": Settings(key_prefix=key_prefix).key_prefix}
-            )
-        ttl_seconds = settings.ttl_seconds if ttl is None else ttl
-        if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-            raise InvalidInput(
-                f"ttl must be a positive number of seconds, not {ttl!r}", field="ttl"
-            )
+        try:
+            prefix = settings.key_prefix if key_prefix is None else check_prefix(key_prefix)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="key_prefix") from None
+        ttl_ms = settings.ttl_seconds * 1000 if ttl is None else ttl_to_ms(ttl)
         return cls(
-            keys=KeySchema(settings.key_prefix),
-            ttl_ms=ttl_seconds * 1000,
+            keys=KeySchema(prefix),
+            ttl_ms=ttl_ms,
             max_message_bytes=settings.max_message_bytes,
             max_messages_per_request=settings.max_messages_per_request,
             touch_on_read=settings.touch_on_read,
@@ -113,6 +110,23 @@ class StoreConfig:
             # answered by the server before the client's socket timeout gives up
             fsync_timeout_ms=max(1, int(settings.socket_timeout * 500)),
         )
+
+
+def ttl_to_ms(ttl: object) -> int:
+    """A store TTL (seconds: int, or float / timedelta to the millisecond) in milliseconds,
+    or InvalidInput: every key has a TTL, so zero, negative and None-like values are refused."""
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl * 1000 >= 1:
+        raise InvalidInput(
+            f"ttl must be a positive number of seconds (int, float or timedelta), not {ttl!r}; "
+            "every key the store writes expires (the default, CACHE_TTL_AGENT_MEMORY, is 30 "
+            "days)",
+            field="ttl",
+        )
+    if ttl * 1000 > 2**62:
+        raise InvalidInput(f"ttl {ttl!r} is too large", field="ttl")
+    return round(ttl * 1000)
 
 
 def _payload(fields: Any) -> bytes | str:
@@ -287,7 +301,8 @@ class StoreCore:
         if len(messages) > self.config.max_messages_per_request:
             raise InvalidInput(
                 f"{len(messages)} messages in one call; at most "
-                f"{self.config.max_messages_per_request} are allowed",
+                f"{self.config.max_messages_per_request} are allowed "
+                "(AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST, or Settings(max_messages_per_request=))",
                 field="messages",
             )
         records: list[dict[str, Any]] = []
