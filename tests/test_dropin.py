@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -415,10 +416,45 @@ def test_the_environment_is_read_once_then_on_request(
 
 
 # -- behaviour the peers' users rely on, on our class ----------------------------------------
+# Each runs on a real server through a URL (the drop-in form) and on fakeredis through an
+# injected client: ``make(session_id, *args, **kwargs)`` builds a history on the backend.
+
+Make = Callable[..., RedisChatMessageHistory]
 
 
-def test_a_conversation_built_turn_by_turn_reads_back_in_order(url: str) -> None:
-    h = RedisChatMessageHistory("conv", url)
+@dataclass
+class Backend:
+    make: Make
+    raw: redis.Redis
+
+
+@pytest.fixture(params=["real-url", "fake-client"])
+def on(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "real-url":
+        link: str = request.getfixturevalue("url")
+        raw = redis.Redis.from_url(link)
+        yield Backend(lambda sid, *a, **kw: RedisChatMessageHistory(sid, link, *a, **kw), raw)
+        raw.close()
+        return
+    server = fakeredis.FakeServer()
+    raw = fakeredis.FakeRedis(server=server)
+
+    def make(sid: str, *args: Any, **kwargs: Any) -> RedisChatMessageHistory:
+        return RedisChatMessageHistory(
+            sid,
+            None,
+            *args,
+            redis_client=raw,
+            async_redis_client=fakeredis.FakeAsyncRedis(server=server),
+            **kwargs,
+        )
+
+    yield Backend(make, raw)
+    raw.close()
+
+
+def test_a_conversation_built_turn_by_turn_reads_back_in_order(on: Backend) -> None:
+    h = on.make("conv")
     for i in range(60):
         h.add_user_message(f"question {i}")
         h.add_ai_message(f"answer {i}")
@@ -427,8 +463,8 @@ def test_a_conversation_built_turn_by_turn_reads_back_in_order(url: str) -> None
     assert len(h) == 120
 
 
-def test_two_sessions_do_not_see_each_other(url: str) -> None:
-    a, b = RedisChatMessageHistory("a", url), RedisChatMessageHistory("b", url)
+def test_two_sessions_do_not_see_each_other(on: Backend) -> None:
+    a, b = on.make("a"), on.make("b")
     a.add_user_message("for a")
     b.add_user_message("for b")
     assert [m.content for m in a.messages] == ["for a"]
@@ -436,32 +472,30 @@ def test_two_sessions_do_not_see_each_other(url: str) -> None:
     assert [m.content for m in b.messages] == ["for b"]
 
 
-def test_a_new_object_for_the_same_session_sees_the_history(url: str) -> None:
-    RedisChatMessageHistory("s", url).add_messages(TURN)
-    assert RedisChatMessageHistory("s", url).messages == TURN
-    assert RedisChatMessageHistory("s", redis_url=url).messages == TURN
+def test_a_new_object_for_the_same_session_sees_the_history(on: Backend) -> None:
+    on.make("s").add_messages(TURN)
+    assert on.make("s").messages == TURN
+    assert on.make("s").messages == TURN
 
 
-def test_clear_then_add_starts_a_fresh_history(url: str) -> None:
-    h = RedisChatMessageHistory("s", url)
+def test_clear_then_add_starts_a_fresh_history(on: Backend) -> None:
+    h = on.make("s")
     h.add_user_message("old")
     h.clear()
     h.add_user_message("new")
     assert [m.content for m in h.messages] == ["new"]
 
 
-def test_session_ids_with_separators_unicode_and_glob_characters(url: str) -> None:
+def test_session_ids_with_separators_unicode_and_glob_characters(on: Backend) -> None:
     ids = ["user:42", "user:42:", "ユーザー🙂", "a*b?[c]", "{tag}", "with space", "back\\slash"]
     for sid in ids:
-        RedisChatMessageHistory(sid, url, "chat:").add_user_message(f"I am {sid}")
+        on.make(sid, "chat:").add_user_message(f"I am {sid}")
     for sid in ids:
-        assert [m.content for m in RedisChatMessageHistory(sid, url, "chat:").messages] == [
-            f"I am {sid}"
-        ]
+        assert [m.content for m in on.make(sid, "chat:").messages] == [f"I am {sid}"]
 
 
-def test_additional_kwargs_and_tool_messages_survive(url: str) -> None:
-    h = RedisChatMessageHistory("s", url)
+def test_additional_kwargs_and_tool_messages_survive(on: Backend) -> None:
+    h = on.make("s")
     messages: list[BaseMessage] = [
         HumanMessage("x", additional_kwargs={"attachments": [{"name": "a.png", "size": 10}]}),
         ToolMessage("done", tool_call_id="c-9", status="error", artifact={"rows": 3}),
@@ -470,8 +504,8 @@ def test_additional_kwargs_and_tool_messages_survive(url: str) -> None:
     assert h.messages == messages
 
 
-def test_a_ttl_expires_the_history(url: str) -> None:
-    h = RedisChatMessageHistory("s", url, ttl=timedelta(milliseconds=300))
+def test_a_ttl_expires_the_history(on: Backend) -> None:
+    h = on.make("s", ttl=timedelta(milliseconds=300))
     h.add_user_message("soon gone")
     assert len(h) == 1
     time.sleep(0.5)
@@ -479,21 +513,22 @@ def test_a_ttl_expires_the_history(url: str) -> None:
     assert len(h) == 0
 
 
-def test_a_write_refreshes_the_ttl(url: str, control: redis.Redis) -> None:
-    h = RedisChatMessageHistory("s", url, ttl=2)
+def test_a_write_refreshes_the_ttl(on: Backend) -> None:
+    h = on.make("s", ttl=2)
     h.add_user_message("one")
     time.sleep(1.1)
     h.add_user_message("two")
-    assert control.pttl(h.key) > 1500
+    assert on.raw.pttl(h.key) > 1500
 
 
-async def test_the_async_methods_against_the_same_data(url: str) -> None:
-    h = RedisChatMessageHistory("async", url, "chat:")
+async def test_the_async_methods_against_the_same_data(on: Backend) -> None:
+    h = on.make("async", "chat:")
     await h.aadd_messages(TURN)
     assert await h.aget_messages() == TURN
-    assert RedisChatMessageHistory("async", url, "chat:").messages == TURN
+    assert on.make("async", "chat:").messages == TURN
     await h.aclear()
     assert len(h) == 0
-    from agent_memory import connection
+    if h.store.settings.redis_url:  # the shared asyncio client of this loop (real server)
+        from agent_memory import connection
 
-    await connection.shared_async_client(h.store.settings).aclose()
+        await connection.shared_async_client(h.store.settings).aclose()
