@@ -173,9 +173,12 @@ def derived_id(session_id: str, position: int, raw: bytes) -> str:
 def _message(raw: bytes) -> BaseMessage:
     try:
         obj = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("not JSON") from None
+    try:
         (message,) = messages_from_dict([obj])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InvalidInput(f"not a LangChain message dict ({type(exc).__name__})") from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise InvalidInput("not a LangChain message dict (type and data)") from None
     return message
 
 
