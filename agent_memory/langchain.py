@@ -42,6 +42,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -133,24 +134,37 @@ _lock = threading.Lock()
 _stores: dict[tuple[Any, ...], tuple[Settings, ConversationStore]] = {}
 
 
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """What a history built without ``redis_client`` asks of its store."""
+
+    base: Settings
+    link: str | None
+    prefix: str | None
+    ttl_ms: int | None
+    client_kwargs: Mapping[str, Any]
+
+    def build(self) -> ConversationStore:
+        _check_client_kwargs(self.client_kwargs)
+        settings = connection.settings_for_url(self.base, self.link) if self.link else self.base
+        client = connection.shared_sync_client(settings, self.client_kwargs)
+        ttl = None if self.ttl_ms is None else self.ttl_ms / 1000
+        return ConversationStore(client, settings=settings, key_prefix=self.prefix, ttl=ttl)
+
+
 def _shared_store(
-    base: Settings,
-    link: str | None,
-    prefix: str | None,
-    ttl_ms: int | None,
-    client_kwargs: Mapping[str, Any],
+    base: Settings, link: str | None, prefix: str | None, ttl_ms: int | None, kwargs: Any
 ) -> ConversationStore:
     """The store of histories built with these arguments: made once (settings pointed at
-    ``link``, a shared client), then found with one dict lookup."""
-    extra = tuple(sorted(client_kwargs.items())) if client_kwargs else ()
-    key = (id(base), link, prefix, ttl_ms, extra)
+    the URL, a shared client), then found with one dict lookup."""
+    key = (id(base), link, prefix, ttl_ms, tuple(sorted(kwargs.items())) if kwargs else ())
     try:
         found = _stores.get(key)
     except TypeError:  # an unhashable client argument: a store (and client) of its own
-        return _new_store(base, link, prefix, ttl_ms, client_kwargs)
+        return _Wanted(base, link, prefix, ttl_ms, kwargs).build()
     if found is not None and found[0] is base:
         return found[1]
-    store = _new_store(base, link, prefix, ttl_ms, client_kwargs)
+    store = _Wanted(base, link, prefix, ttl_ms, kwargs).build()
     with _lock:
         if len(_stores) >= _STORES_CACHED:
             _stores.clear()
@@ -181,20 +195,6 @@ def _check_client_kwargs(client_kwargs: Mapping[str, Any]) -> None:
         raise TypeError(
             f"unexpected keyword arguments for the Redis client: {', '.join(sorted(unknown))}"
         )
-
-
-def _new_store(
-    base: Settings,
-    link: str | None,
-    prefix: str | None,
-    ttl_ms: int | None,
-    client_kwargs: Mapping[str, Any],
-) -> ConversationStore:
-    _check_client_kwargs(client_kwargs)
-    settings = connection.settings_for_url(base, link) if link else base
-    client = connection.shared_sync_client(settings, client_kwargs)
-    ttl = None if ttl_ms is None else ttl_ms / 1000
-    return ConversationStore(client, settings=settings, key_prefix=prefix, ttl=ttl)
 
 
 class RedisChatMessageHistory(BaseChatMessageHistory):
