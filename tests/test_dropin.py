@@ -532,3 +532,31 @@ async def test_the_async_methods_against_the_same_data(on: Backend) -> None:
         from agent_memory import connection
 
         await connection.shared_async_client(h.store.settings).aclose()
+
+
+@pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated")
+def test_a_history_per_request_in_runnable_with_message_history(on: Backend) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+    from langchain_core.runnables.history import RunnableWithMessageHistory
+
+    seen: list[int] = []
+
+    def factory(session_id: str) -> RedisChatMessageHistory:  # a new object per call
+        h = on.make(session_id, "chat:")
+        seen.append(len(h))
+        return h
+
+    prompt = ChatPromptTemplate.from_messages(
+        [MessagesPlaceholder("history"), ("human", "{question}")]
+    )
+    model = GenericFakeChatModel(messages=iter([AIMessage("Hi Ada"), AIMessage("Ada")]))
+    bot = RunnableWithMessageHistory(
+        prompt | model, factory, input_messages_key="question", history_messages_key="history"
+    )
+    config: Any = {"configurable": {"session_id": "ada"}}
+    bot.invoke({"question": "I'm Ada"}, config=config)
+    bot.invoke({"question": "What's my name?"}, config=config)
+    contents = [m.content for m in on.make("ada", "chat:").messages]
+    assert contents == ["I'm Ada", "Hi Ada", "What's my name?", "Ada"]
+    assert seen == [0, 2]
