@@ -46,7 +46,7 @@ class AsyncConversationStore(StoreBase[Redis]):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> AsyncConversationStore:
-        return cls.from_settings(Settings(redis_url=url), **kwargs)
+        return cls.from_settings(connection.settings_for_url(get_settings(), url), **kwargs)
 
     async def aclose(self) -> None:
         await self._client.aclose()

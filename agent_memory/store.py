@@ -42,7 +42,7 @@ class ConversationStore(StoreBase[Redis]):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> ConversationStore:
-        return cls.from_settings(Settings(redis_url=url), **kwargs)
+        return cls.from_settings(connection.settings_for_url(get_settings(), url), **kwargs)
 
     def close(self) -> None:
         self._client.close()
