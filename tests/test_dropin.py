@@ -30,6 +30,7 @@ from langchain_core.messages import (
 )
 
 from agent_memory import (
+    ConversationStore,
     InvalidConversationId,
     InvalidInput,
     MessageTooLarge,
@@ -170,6 +171,8 @@ def test_a_sentinel_url_reaches_the_master_and_database(
             await connection.shared_async_client(settings).aclose()
 
     assert asyncio.run(read_async()) == TURN
+    with ConversationStore.from_url(link) as store:  # the stores take the same URLs
+        assert len(store.get_messages("via-sentinel")) == len(TURN)
 
 
 def test_sentinel_urls_parse_as_the_peers_parse_them() -> None:
