@@ -53,10 +53,11 @@ from langchain_core.messages import BaseMessage
 
 from agent_memory import connection
 from agent_memory.aio import AsyncConversationStore
-from agent_memory.core import StoreCore, ttl_to_ms
+from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput
 from agent_memory.keys import encode_id, validate_id
 from agent_memory.plan import Call
+from agent_memory.plans.context import ttl_to_ms
 from agent_memory.settings import Settings, get_settings
 from agent_memory.store import ConversationStore
 
