@@ -41,7 +41,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,10 +53,8 @@ from langchain_core.messages import BaseMessage
 
 from agent_memory import connection
 from agent_memory.aio import AsyncConversationStore
-from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput
 from agent_memory.keys import encode_id, validate_id
-from agent_memory.plan import Call
 from agent_memory.plans.context import ttl_to_ms
 from agent_memory.settings import Settings, get_settings
 from agent_memory.store import ConversationStore
@@ -122,12 +120,6 @@ def async_twin(client: redis.Redis) -> redis.asyncio.Redis:
             }
         )
     return redis.asyncio.Redis(**kwargs)
-
-
-def message_count(core: StoreCore, conversation_id: str) -> Generator[list[Call], list[Any], int]:
-    """A plan: how many messages a conversation holds (XLEN of its stream; 0 if absent)."""
-    (n,) = yield [Call(("XLEN", core.conversation_keys(conversation_id).stream))]
-    return int(n)
 
 
 # -- stores shared by the histories built from connection settings -------------------------
@@ -280,7 +272,7 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
 
     def __len__(self) -> int:
         """How many messages the session holds (one round trip, XLEN)."""
-        return self._store.run(message_count(self._store._core, self.session_id))
+        return self._store.count_messages(self.session_id)
 
     def _async_store(self) -> AsyncConversationStore:
         loop = asyncio.get_running_loop()

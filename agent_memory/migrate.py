@@ -37,28 +37,23 @@ ones in the stream.
 
 langchain-redis keeps RedisJSON documents behind a RediSearch index: see docs/operations.md.
 
-The plans here are pure (sans-IO, :mod:`agent_memory.plan`); the stores' drivers run them.
+The plans are in :mod:`agent_memory.plans.peers` (pure); this module runs them through two
+stores' drivers: one on the source client, one (the target) on the store's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 from langchain_core.messages import BaseMessage, messages_from_dict
 
-from agent_memory import scripts
-from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput, MessageTooLarge
 from agent_memory.keys import MAX_ID_LENGTH, validate_id
-from agent_memory.plan import Call, Plan
-from agent_memory.plan import text as _text
 from agent_memory.store import ConversationStore
 
 SOURCE_PREFIX = "message_store:"
@@ -66,68 +61,6 @@ SOURCE_PREFIX = "message_store:"
 CHUNK = 200
 """Messages per read of the source and per append (each append is one atomic step)."""
 ID_TAG = "lcc:"
-
-
-# -- plans: the source (the peer's lists) ---------------------------------------------------
-
-
-def scan_lists(prefix: bytes, cursor: int = 0) -> Plan[tuple[int, list[bytes]]]:
-    """One SCAN step over the lists whose names start with ``prefix``: (next cursor, keys)."""
-    pattern = glob_escape_bytes(prefix) + b"*"
-    ((nxt, found),) = yield [
-        Call(("SCAN", cursor, "MATCH", pattern, "COUNT", 1000, "TYPE", "list"))
-    ]
-    return int(nxt), [k if isinstance(k, bytes) else k.encode() for k in found]
-
-
-def source_type(key: bytes) -> Plan[str]:
-    (kind,) = yield [Call(("TYPE", key))]
-    return _text(kind)
-
-
-def read_chunk(key: bytes, start: int, count: int) -> Plan[tuple[int, list[bytes]]]:
-    """(length of the list, elements ``start`` to ``start + count - 1`` counted from the
-    oldest): the list is newest first, so they are read from its tail and reversed."""
-    length, items = yield [
-        Call(("LLEN", key)),
-        Call(("LRANGE", key, -(start + count), -(start + 1))),
-    ]
-    return int(length), [i if isinstance(i, bytes) else i.encode() for i in items][::-1]
-
-
-def delete_if_length(key: bytes, length: int) -> Plan[int]:
-    """Delete the list if it still holds ``length`` elements: 1 deleted, 0 gone, -1 kept."""
-    script = scripts.DELETE_IF_LENGTH  # keys are bytes here: Call.run takes str
-    (status,) = yield [Call(("EVALSHA", script.sha, 1, key, length), script)]
-    return int(status)
-
-
-# -- plans: the target (the store) ----------------------------------------------------------
-
-
-def append_with_ids(
-    core: StoreCore, conversation_id: str, pairs: Sequence[tuple[str, bytes]]
-) -> Plan[int]:
-    """Append encoded payloads under the given idempotency ids (one atomic step, as
-    :meth:`StoreCore.append`); returns how many were new (the others were stored before)."""
-    argv: list[Any] = [core.config.ttl_ms, conversation_id, os.urandom(12).hex()]
-    for mid, payload in pairs:
-        argv += (mid, payload)
-    (reply,) = yield [Call.run(scripts.APPEND, core._script_keys(conversation_id), argv)]
-    if core.config.cluster:
-        reply, info = reply[:-3], reply[-3:]
-        yield from core._touch_indexes(conversation_id, info)
-    return sum(1 for i in range(1, len(reply), 2) if not reply[i])
-
-
-def count_known(core: StoreCore, conversation_id: str, ids: Sequence[str]) -> Plan[int]:
-    """How many of ``ids`` the conversation has stored already (a dry run's question)."""
-    (found,) = yield [Call(("HMGET", core.conversation_keys(conversation_id).ids, *ids))]
-    return sum(1 for f in found if f is not None)
-
-
-def glob_escape_bytes(raw: bytes) -> bytes:
-    return b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in raw)
 
 
 # -- the import -----------------------------------------------------------------------------
@@ -213,7 +146,7 @@ class _Importer:
         self.report.sessions += 1
         s = _Session(key, session_id)
         while True:
-            length, items = self.source.run(read_chunk(key, s.read, self.chunk))
+            length, items = self.source.peer_read(key, s.read, self.chunk)
             if items:
                 self._chunk(s, items)
             if not items or s.read >= length:
@@ -224,8 +157,7 @@ class _Importer:
             self._delete(s)
 
     def _chunk(self, s: _Session, items: list[bytes]) -> None:
-        pairs: list[tuple[str, bytes]] = []
-        core = self.store._core
+        chunk: list[tuple[str, BaseMessage]] = []
         for raw in items:
             position = s.read
             s.read += 1
@@ -234,24 +166,25 @@ class _Importer:
                 mid = message.id if isinstance(message.id, str) and message.id else None
                 if mid is not None and mid in s.seen:
                     raise InvalidInput("a second message with an id already used in its session")
-                _, argv = core.encode_messages([message])
             except InvalidInput as exc:
-                self.report.skipped[self._reason(exc)] += 1
-                s.skipped += 1
+                self._skip(s, exc)
                 continue
             mid = mid or derived_id(s.session_id, position, raw)
             s.seen.add(mid)
-            pairs.append((mid, argv[1]))
-        if not pairs:
+            chunk.append((mid, message))
+        if not chunk:
             return
-        if self.dry_run:
-            known = self.store.run(count_known(core, s.session_id, [m for m, _ in pairs]))
-            added = len(pairs) - known
-        else:
-            added = self.store.run(append_with_ids(core, s.session_id, pairs))
-        s.imported += added
-        self.report.messages_imported += added
-        self.report.messages_present += len(pairs) - added
+        done = self.store.peer_import(s.session_id, chunk, dry_run=self.dry_run)
+        for i, error in done.refused:
+            s.seen.discard(chunk[i][0])
+            self._skip(s, error)
+        s.imported += done.added
+        self.report.messages_imported += done.added
+        self.report.messages_present += done.present
+
+    def _skip(self, s: _Session, exc: InvalidInput) -> None:
+        self.report.skipped[self._reason(exc)] += 1
+        s.skipped += 1
 
     def _reason(self, exc: InvalidInput) -> str:
         if isinstance(exc, MessageTooLarge):
@@ -263,7 +196,7 @@ class _Importer:
         if s.skipped:
             self.report.skipped_sessions["source kept: some of its messages were skipped"] += 1
             return
-        status = self.source.run(delete_if_length(s.key, s.read))
+        status = self.source.peer_delete(s.key, s.read)
         if status == 1:
             self.report.sources_deleted += 1
         elif status == -1:
@@ -279,7 +212,7 @@ def session_keys(source: ConversationStore, prefix: bytes, session: str | None) 
         return
     cursor = 0
     while True:
-        cursor, keys = source.run(scan_lists(prefix, cursor))
+        cursor, keys = source.peer_scan(prefix, cursor)
         yield from keys
         if cursor == 0:
             return
@@ -309,7 +242,7 @@ def import_langchain_community(
         session_id = _session_id(importer.report, key, prefix)
         if session_id is None:
             continue
-        if session is not None and source.run(source_type(key)) != "list":
+        if session is not None and source.peer_type(key) != "list":
             importer.report.sessions += 1
             importer.report.skipped_sessions["no list at the session's key"] += 1
             continue

@@ -34,12 +34,7 @@ from typer.testing import CliRunner
 from agent_memory import ConversationStore, RedisChatMessageHistory, Settings, StoreUnavailable
 from agent_memory.cli import app
 from agent_memory.embedded import RedisProcess
-from agent_memory.migrate import (
-    ImportReport,
-    delete_if_length,
-    derived_id,
-    import_langchain_community,
-)
+from agent_memory.migrate import ImportReport, derived_id, import_langchain_community
 from agent_memory.plan import Plan
 
 pytestmark = pytest.mark.redis_server
@@ -256,7 +251,7 @@ class Failing(ConversationStore):
         self.left = after
 
     def run(self, plan: Plan[Any]) -> Any:
-        if plan.gi_code.co_name == "append_with_ids":
+        if plan.gi_code.co_name == "peer_import":
             if self.left == 0:
                 plan.close()
                 raise StoreUnavailable("injected: Redis went away")
@@ -389,10 +384,10 @@ def test_a_source_that_grew_since_it_was_read_is_kept(server: Server) -> None:
     server.source.lpush("message_store:s", "a", "b")
     source = ConversationStore(server.source, settings=settings())
     server.source.lpush("message_store:s", "c")  # the peer wrote meanwhile
-    assert source.run(delete_if_length(b"message_store:s", 2)) == -1
+    assert source.peer_delete(b"message_store:s", 2) == -1
     assert server.source.llen("message_store:s") == 3
-    assert source.run(delete_if_length(b"message_store:s", 3)) == 1
-    assert source.run(delete_if_length(b"message_store:s", 3)) == 0
+    assert source.peer_delete(b"message_store:s", 3) == 1
+    assert source.peer_delete(b"message_store:s", 3) == 0
 
 
 # -- fakeredis: the same library function ------------------------------------------------------
