@@ -7,7 +7,8 @@ is needed), extra keyword arguments forwarded to the Redis client as langchain-r
 (``socket_timeout=5``, ``decode_responses=True``...), their URL schemes (``redis://``,
 ``rediss://``, ``unix://``, ``redis+sentinel://host:26379/mymaster/2``), and what their users
 call (``key``, ``id``, ``len()``, ``delete()``, ``clear()``, ``session_id``, ``redis_client``,
-``key_prefix``, ``ttl``). The README's "Drop-in" table lists what differs and why; in short:
+``key_prefix``, ``ttl``). The README's table ("A drop-in for LangChain's Redis histories")
+lists what is identical, what differs and why; in short:
 
 * ``ttl``: seconds as int, float (to the millisecond) or timedelta; ``None`` is the configured
   TTL (``CACHE_TTL_AGENT_MEMORY``, 30 days), never "keep forever"; ``0`` and negative values
