@@ -174,11 +174,12 @@ def settings_for_url(settings: Settings, url: str) -> Settings:
     ``rediss+sentinel://``, TLS), the form langchain_community's ``get_client`` and redisvl
     accept: one sentinel (port 26379 by default), the master named ``service`` ("mymaster"
     when empty), database ``db`` (0 when absent, as redis-py), the URL's credentials for the
-    master and the sentinel alike. Pure: no I/O."""
+    master and the sentinel alike. A URL names the server, so it wins over a configured
+    ``REDIS_SENTINELS``. Pure: no I/O."""
     parts = urlsplit(url)
     tls = _SENTINEL_SCHEMES.get(parts.scheme.lower())
     if tls is None:
-        return settings.model_copy(update={"redis_url": url})
+        return settings.model_copy(update={"redis_url": url, "redis_sentinels": None})
     path = [unquote(p) for p in parts.path.split("/")[1:]]
     service = path[0] if path and path[0] else "mymaster"
     db = path[1] if len(path) > 1 and path[1] else "0"

@@ -195,6 +195,8 @@ def test_sentinel_urls_parse_as_the_peers_parse_them() -> None:
         0,
     )
     assert settings_for_url(base, "rediss+sentinel://h/m/1").tls
+    configured = Settings(redis_sentinels="s1:26379")  # the URL wins over the environment's
+    assert settings_for_url(configured, "redis://h:6379/2").sentinels == []
 
 
 # -- client arguments ------------------------------------------------------------------------
