@@ -18,7 +18,6 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-from cluster_fixtures import Sentinel, node, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import (
@@ -40,6 +39,7 @@ from agent_memory import (
 from agent_memory.embedded import RedisProcess
 from agent_memory.langchain import history_prefix
 from agent_memory.settings import check_prefix, get_settings
+from tests.support.servers import Sentinel, node, wait_for
 
 pytestmark = pytest.mark.redis_server
 
@@ -58,7 +58,7 @@ TURN: list[BaseMessage] = [
 
 
 @pytest.fixture
-def url(redis_server: RedisProcess) -> Iterator[str]:
+def url(redis_server: RedisProcess) -> str:
     """The URL of DB 2 on the shared real server, emptied for this test."""
     with redis_server.client(db=2) as control:
         control.flushdb()
