@@ -32,4 +32,6 @@ UPDATE = _load("update")
 DELETE = _load("delete", prelude=False)
 PRUNE = _load("prune", prelude=False)
 RESTORE = _load("restore")
-ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE)
+# The LangGraph store (agent_memory.langgraph.store): every item command, one script.
+ITEMS = _load("items", prelude=False)
+ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, ITEMS)

@@ -1,0 +1,210 @@
+"""LangGraph long-term memory (``BaseStore``) on plain Redis: RedisStore and AsyncRedisStore.
+
+Both run the plans of :mod:`agent_memory.langgraph._store_plans` through the stores' drivers
+(``ConversationStore.run`` / ``AsyncConversationStore.run``); they differ only where I/O
+happens (Redis, and the embedding model of an index config). Key layout and rules: that
+module's docstring and docs/design.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+from langgraph.store.base import BaseStore, IndexConfig, Op, Result, TTLConfig
+from langgraph.store.base.embed import ensure_embeddings
+
+from agent_memory import connection
+from agent_memory.aio import AsyncConversationStore
+from agent_memory.errors import AgentMemoryError, InvalidInput
+from agent_memory.langgraph import _store_plans as plans
+from agent_memory.settings import Settings
+from agent_memory.store import ConversationStore
+
+__all__ = ["AsyncRedisStore", "RedisStore"]
+
+
+class _StoreCore:
+    """Construction and configuration shared by both stores; no I/O."""
+
+    supports_ttl: bool = True
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None,
+        key_prefix: str | None,
+        ttl: TTLConfig | None,
+        index: IndexConfig | None,
+        max_candidates: int,
+        max_namespaces: int,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.ttl_config = ttl
+        self.index_config = index
+        self.embeddings = ensure_embeddings(index.get("embed")) if index else None
+        prefix = Settings(key_prefix=key_prefix).key_prefix if key_prefix else None
+        default_ttl = (ttl or {}).get("default_ttl")
+        if default_ttl is not None and not default_ttl > 0:
+            raise InvalidInput("ttl default_ttl must be a positive number of minutes", field="ttl")
+        self._cfg = plans.ItemConfig(
+            prefix=prefix or self.settings.key_prefix,
+            default_ttl_ms=(
+                round(default_ttl * 60_000) if default_ttl else self.settings.ttl_seconds * 1000
+            ),
+            max_value_bytes=self.settings.max_message_bytes,
+            max_candidates=max_candidates,
+            max_namespaces=max_namespaces,
+            fields=tuple(index.get("fields") or ["$"]) if index else None,
+            dims=index.get("dims") if index else None,
+        )
+
+    @property
+    def config(self) -> plans.ItemConfig:
+        return self._cfg
+
+    def _checked(self, vectors: Sequence[Sequence[float]]) -> Sequence[Sequence[float]]:
+        dims = self._cfg.dims
+        for vec in vectors:
+            if dims is not None and len(vec) != dims:
+                raise InvalidInput(
+                    f"the embedding model returned {len(vec)} dimensions, index dims is {dims}",
+                    field="index",
+                )
+        return vectors
+
+
+class RedisStore(_StoreCore, BaseStore):
+    """LangGraph ``BaseStore`` on Redis, synchronous. ``redis_client=`` a ``redis.Redis`` (or
+    ``redis_url=``, else the settings' Redis); ``ttl=`` a ``TTLConfig`` (``default_ttl``
+    minutes, else ``settings.ttl_seconds``; ``refresh_on_read``); ``index=`` an
+    ``IndexConfig`` for semantic search. Constructing one does no I/O."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis | None = None,
+        *,
+        redis_url: str | None = None,
+        settings: Settings | None = None,
+        key_prefix: str | None = None,
+        ttl: TTLConfig | None = None,
+        index: IndexConfig | None = None,
+        max_candidates: int = 10_000,
+        max_namespaces: int = 100_000,
+    ) -> None:
+        if redis_url is not None:
+            settings = (settings or Settings()).model_copy(update={"redis_url": redis_url})
+        super().__init__(
+            settings=settings,
+            key_prefix=key_prefix,
+            ttl=ttl,
+            index=index,
+            max_candidates=max_candidates,
+            max_namespaces=max_namespaces,
+        )
+        client = redis_client if redis_client is not None else connection.sync_client(self.settings)
+        self._driver = ConversationStore(client, settings=self.settings)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisStore:
+        return cls(redis_url=url, **options)
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        prepared = plans.prepare(self._cfg, ops)
+        vectors: Sequence[Sequence[float]] = []
+        queries: dict[str, Sequence[float]] = {}
+        if self.embeddings is not None:
+            if prepared.texts:
+                vectors = self._checked(self.embeddings.embed_documents(list(prepared.texts)))
+            queries = {q: self.embeddings.embed_query(q) for q in prepared.queries}
+        return self._driver.run(plans.batch(self._cfg, prepared, vectors, queries))
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Runs :meth:`batch` in a thread; use :class:`AsyncRedisStore` in asyncio code."""
+        return await asyncio.to_thread(self.batch, list(ops))
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self) -> RedisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRedisStore(_StoreCore, BaseStore):
+    """The asyncio twin of :class:`RedisStore` (``redis.asyncio``, no threads); the same
+    arguments, ``redis_client=`` a ``redis.asyncio.Redis``."""
+
+    def __init__(
+        self,
+        redis_client: redis.asyncio.Redis | None = None,
+        *,
+        redis_url: str | None = None,
+        settings: Settings | None = None,
+        key_prefix: str | None = None,
+        ttl: TTLConfig | None = None,
+        index: IndexConfig | None = None,
+        max_candidates: int = 10_000,
+        max_namespaces: int = 100_000,
+    ) -> None:
+        if redis_url is not None:
+            settings = (settings or Settings()).model_copy(update={"redis_url": redis_url})
+        super().__init__(
+            settings=settings,
+            key_prefix=key_prefix,
+            ttl=ttl,
+            index=index,
+            max_candidates=max_candidates,
+            max_namespaces=max_namespaces,
+        )
+        client = (
+            redis_client if redis_client is not None else connection.async_client(self.settings)
+        )
+        self._driver = AsyncConversationStore(client, settings=self.settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AsyncRedisStore:
+        return cls(redis_url=url, **options)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        self._loop = asyncio.get_running_loop()
+        prepared = plans.prepare(self._cfg, ops)
+        vectors: Sequence[Sequence[float]] = []
+        queries: dict[str, Sequence[float]] = {}
+        if self.embeddings is not None:
+            if prepared.texts:
+                docs = await self.embeddings.aembed_documents(list(prepared.texts))
+                vectors = self._checked(docs)
+            found = await asyncio.gather(*map(self.embeddings.aembed_query, prepared.queries))
+            queries = dict(zip(prepared.queries, found, strict=True))
+        return await self._driver.run(plans.batch(self._cfg, prepared, vectors, queries))
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """For sync code running beside the event loop that uses this store (a sync tool in
+        an async graph runs in a worker thread): runs :meth:`abatch` on that loop."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or not loop.is_running():
+            raise AgentMemoryError(
+                "AsyncRedisStore's sync methods work only from another thread while its event "
+                "loop runs; use the a* methods (aget, aput, asearch) or RedisStore"
+            )
+        return asyncio.run_coroutine_threadsafe(self.abatch(list(ops)), loop).result()
+
+    async def aclose(self) -> None:
+        await self._driver.aclose()
+
+    async def __aenter__(self) -> AsyncRedisStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
