@@ -51,9 +51,10 @@ local function settle(ns, now)
     redis.call('HDEL', KEYS[2], ns)
     redis.call('ZREM', KEYS[3], ns)
   else
-    redis.call('ZADD', KEYS[3], top[2], ns)
+    local at = decimal(tonumber(top[2]))
+    redis.call('ZADD', KEYS[3], at, ns)
     for _, key in ipairs({h, e, v}) do
-      redis.call('PEXPIREAT', key, top[2])
+      redis.call('PEXPIREAT', key, at)
     end
   end
   local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', decimal(now), 'LIMIT', 0, 100)
@@ -67,7 +68,7 @@ local function settle(ns, now)
     if #last == 0 then
       redis.call('DEL', KEYS[i])
     else
-      redis.call('PEXPIREAT', KEYS[i], last[2])
+      redis.call('PEXPIREAT', KEYS[i], decimal(tonumber(last[2])))
     end
   end
 end
