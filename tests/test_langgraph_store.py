@@ -66,7 +66,9 @@ def _valkey_binary() -> str:
 
 
 @pytest.fixture(scope="module", params=["fake", "redis", "valkey"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     if request.param == "fake":
         fake = fakeredis.FakeServer()
         yield Server(
@@ -142,10 +144,18 @@ values = st.fixed_dictionaries(
 filters = st.one_of(
     st.none(),
     st.fixed_dictionaries({"tag": st.sampled_from(["red", "blue"])}),
-    st.builds(lambda op, v: {"n": {op: v}}, st.sampled_from(["$gt", "$gte", "$lt", "$lte", "$ne", "$eq"]), st.integers(0, 5)),
+    st.builds(
+        lambda op, v: {"n": {op: v}},
+        st.sampled_from(["$gt", "$gte", "$lt", "$lte", "$ne", "$eq"]),
+        st.integers(0, 5),
+    ),
     st.builds(lambda z: {"nested": {"z": z}}, st.integers(0, 2)),
     st.builds(lambda v: {"list": v}, st.lists(st.integers(0, 2), max_size=2)),
-    st.builds(lambda a, b: {"n": {"$gte": a, "$lte": b}, "tag": "red"}, st.integers(0, 5), st.integers(0, 5)),
+    st.builds(
+        lambda a, b: {"n": {"$gte": a, "$lte": b}, "tag": "red"},
+        st.integers(0, 5),
+        st.integers(0, 5),
+    ),
 )
 conditions = st.lists(
     st.builds(
@@ -183,7 +193,12 @@ def _query_search(p: tuple[str, ...], q: str, f: Any, o: int, lim: int) -> Searc
 
 
 query_op = st.builds(
-    _query_search, prefixes, st.sampled_from(TEXTS[:4]), filters, st.integers(0, 3), st.integers(0, 5)
+    _query_search,
+    prefixes,
+    st.sampled_from(TEXTS[:4]),
+    filters,
+    st.integers(0, 3),
+    st.integers(0, 5),
 )
 indexed_programs = st.lists(
     st.one_of(put_op, put_op, delete_op, query_op, search_op).map(lambda op: [op]),
@@ -209,9 +224,9 @@ def _expected(oracle: BaseStore, ops: list[Any]) -> Any:
         return type(exc)
 
 
-def _actual(run: Callable[[], Any]) -> Any:
+def _actual(run: Callable[[list[Any]], Any], ops: list[Any]) -> Any:
     try:
-        return _shape(run())
+        return _shape(run(ops))
     except InvalidInput:
         return ValueError
 
@@ -233,7 +248,7 @@ def _run_sync(server: Server, program: list[list[Any]], indexed: bool) -> None:
     store = RedisStore(client, **_store_options(indexed))
     try:
         for number, ops in enumerate(program):
-            assert _actual(lambda: store.batch(ops)) == _expected(oracle, ops), (number, ops)
+            assert _actual(store.batch, ops) == _expected(oracle, ops), (number, ops)
     finally:
         client.close()
 
@@ -385,7 +400,9 @@ def test_every_key_has_a_ttl_30_days_by_default(server: Server) -> None:
 def test_bad_input_is_a_clear_error_and_nothing_is_stored(
     server: Server, op: Any, field: str
 ) -> None:
-    store, client = _store(server, settings=Settings.model_validate({"redis_url": None, "max_message_bytes": 1000}))
+    store, client = _store(
+        server, settings=Settings.model_validate({"redis_url": None, "max_message_bytes": 1000})
+    )
     with pytest.raises(InvalidInput) as caught:
         store.batch([PutOp(("a",), "good", {"n": 1}), op])
     assert caught.value.field == field
@@ -420,7 +437,8 @@ def test_search_refuses_more_candidates_than_the_bound(server: Server) -> None:
 def test_construction_does_no_io() -> None:
     store = RedisStore.from_url("redis://127.0.0.1:9/2", settings=_settings())
     astore = AsyncRedisStore.from_url("redis://127.0.0.1:9/2", settings=_settings())
-    assert store.supports_ttl and astore.supports_ttl
+    assert store.supports_ttl
+    assert astore.supports_ttl
     assert store.config.prefix == "agent_memory"
 
 

@@ -86,7 +86,7 @@ class ItemConfig:
 
 
 def encode_namespace(namespace: tuple[str, ...]) -> str:
-    """Injective: labels are id-encoded (``:`` and glob/brace characters escaped), joined by ``:``."""
+    """Injective: labels id-encoded (``:``, glob and brace characters escaped), joined by ``:``."""
     return ":".join(encode_id(label) for label in namespace)
 
 
@@ -174,7 +174,10 @@ def _pack_vectors(vectors: Mapping[str, Sequence[float]]) -> str:
     import numpy as np
 
     return json.dumps(
-        {p: base64.b64encode(np.asarray(v, dtype="<f8").tobytes()).decode() for p, v in vectors.items()}
+        {
+            p: base64.b64encode(np.asarray(v, dtype="<f8").tobytes()).decode()
+            for p, v in vectors.items()
+        }
     )
 
 
@@ -183,7 +186,9 @@ def _unpack_vectors(text: Any) -> list[Any]:
 
     if text is None:
         return []
-    return [np.frombuffer(base64.b64decode(v), dtype="<f8") for v in json.loads(_text(text)).values()]
+    return [
+        np.frombuffer(base64.b64decode(v), dtype="<f8") for v in json.loads(_text(text)).values()
+    ]
 
 
 # -- filters (InMemoryStore's semantics) ---------------------------------------------------
@@ -211,9 +216,7 @@ def _matches(value: Any, wanted: Any) -> bool:
     if isinstance(wanted, Mapping):
         if any(k.startswith("$") for k in wanted):
             return all(_operator(value, op, arg) for op, arg in wanted.items())
-        return isinstance(value, dict) and all(
-            _matches(value.get(k), v) for k, v in wanted.items()
-        )
+        return isinstance(value, dict) and all(_matches(value.get(k), v) for k, v in wanted.items())
     if isinstance(wanted, list | tuple):
         return (
             isinstance(value, list | tuple)
@@ -227,9 +230,7 @@ def _number(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise InvalidInput(
-            f"filter compares {value!r} with a number", field="filter"
-        ) from None
+        raise InvalidInput(f"filter compares {value!r} with a number", field="filter") from None
 
 
 def _operator(value: Any, op: str, arg: Any) -> bool:
@@ -382,9 +383,9 @@ def batch(
     order), ``query_vectors`` those of ``prepared.queries``."""
     item_vectors = _vectors_by_item(prepared, text_vectors) if prepared.texts else {}
     calls: Batch = [_read_call(cfg, op) for op in prepared.ops if not isinstance(op, PutOp)]
-    for (namespace, key), (op, text) in prepared.puts.items():
+    for (namespace, key), (put, text) in prepared.puts.items():
         vectors = item_vectors.get((namespace, key))
-        calls.append(_put_call(cfg, op, text, _pack_vectors(vectors) if vectors else ""))
+        calls.append(_put_call(cfg, put, text, _pack_vectors(vectors) if vectors else ""))
     replies = yield calls
     results: list[Result] = []
     refresh: dict[str, list[str]] = {}
@@ -392,12 +393,13 @@ def batch(
     for op in prepared.ops:
         if isinstance(op, PutOp):
             results.append(None)
-            continue
-        result = _read_result(cfg, op, next(reads), query_vectors or {})
-        results.append(result)
-        if isinstance(op, SearchOp) and op.refresh_ttl:
-            for item in result:  # type: ignore[union-attr]
+        elif isinstance(op, SearchOp):
+            found = _search_result(cfg, op, next(reads), query_vectors or {})
+            results.append(found)
+            for item in found if op.refresh_ttl else ():
                 refresh.setdefault(encode_namespace(item.namespace), []).append(item.key)
+        else:
+            results.append(_read_result(cfg, op, next(reads)))
     if refresh:
         yield [_call(cfg, "refresh", ns, *keys) for ns, keys in refresh.items()]
     return results
@@ -424,11 +426,9 @@ def _read_call(cfg: ItemConfig, op: Op) -> Call:
     return _call(cfg, "list", prefix, cfg.max_namespaces)
 
 
-def _read_result(cfg: ItemConfig, op: Op, reply: Any, queries: Mapping[str, Any]) -> Result:
+def _read_result(cfg: ItemConfig, op: Op, reply: Any) -> Result:
     if isinstance(op, GetOp):
         return None if not reply else _parse_record(op.namespace, op.key, reply)
-    if isinstance(op, SearchOp):
-        return _search_result(cfg, op, reply, queries)
     assert isinstance(op, ListNamespacesOp)
     return _list_result(cfg, op, reply)
 
@@ -437,9 +437,7 @@ def _too_many(what: str, bound: int, hint: str) -> InvalidInput:
     return InvalidInput(f"more than {bound} {what}; {hint}", field=what)
 
 
-def _candidates(
-    cfg: ItemConfig, reply: list[Any]
-) -> list[tuple[Item, list[Any]]]:
+def _candidates(cfg: ItemConfig, reply: list[Any]) -> list[tuple[Item, list[Any]]]:
     """The live items of a search reply, in namespace then item creation order."""
     if int(reply[0]) == 1:
         raise _too_many(
