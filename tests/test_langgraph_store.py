@@ -129,8 +129,10 @@ class Oracle(InMemoryStore):
 # -- operations ----------------------------------------------------------------------------
 
 LABELS = ["a", "b", "x{y}", "*", "c:d", "é"]
-namespaces = st.lists(st.sampled_from(LABELS), min_size=1, max_size=3).map(tuple)
-prefixes = st.lists(st.sampled_from(LABELS), min_size=0, max_size=2).map(tuple)
+label = st.sampled_from(["a", "a", "a", "b", "b", *LABELS[2:]])  # mostly shared ones
+namespaces = st.lists(label, min_size=1, max_size=3).map(tuple)
+prefixes = st.lists(label, min_size=0, max_size=2).map(tuple)
+few = st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2).map(tuple)
 keys = st.sampled_from(["k1", "k2", "k3", "{k}*"])
 TEXTS = ["apples and pears", "redis streams", "cosine similarity", "tea", ""]
 values = st.fixed_dictionaries(
@@ -188,22 +190,28 @@ step = st.one_of(single.map(lambda op: [op]), st.lists(single, min_size=2, max_s
 programs = st.lists(step, min_size=1, max_size=25)
 
 
+texts = st.fixed_dictionaries({"text": st.sampled_from(TEXTS), "n": st.integers(0, 5)})
+few_put = st.builds(lambda ns, k, v: PutOp(ns, k, v), few, keys, st.one_of(texts, texts, values))
+
+
 def _query_search(p: tuple[str, ...], q: str, f: Any, o: int, lim: int) -> SearchOp:
     return SearchOp(p, f, lim, o, q)
 
 
 query_op = st.builds(
     _query_search,
-    prefixes,
+    st.lists(st.sampled_from(["a", "b"]), max_size=1).map(tuple),
     st.sampled_from(TEXTS[:4]),
-    filters,
-    st.integers(0, 3),
+    st.one_of(st.none(), st.none(), st.none(), filters),
+    st.integers(0, 2),
     st.integers(0, 5),
 )
 indexed_programs = st.lists(
-    st.one_of(put_op, put_op, delete_op, query_op, search_op).map(lambda op: [op]),
-    min_size=1,
-    max_size=20,
+    st.one_of(
+        *[few_put] * 5, st.builds(lambda ns, k: PutOp(ns, k, None), few, keys), query_op, query_op
+    ).map(lambda op: [op]),
+    min_size=6,
+    max_size=24,
 )
 
 
