@@ -250,7 +250,11 @@ def export_(
                     update(stats.conversations, f"{stats.messages} messages")
 
             stats = _guarded(lambda: export_jsonl(store, out, progress=report))
-    typer.echo(f"exported {stats.conversations} conversations, {stats.messages} messages", err=True)
+    typer.echo(
+        f"exported {stats.conversations} conversations, {stats.messages} messages, "
+        f"{stats.items} LangGraph store items",
+        err=True,
+    )
 
 
 @app.command("import")
@@ -283,7 +287,8 @@ def import_(
         stats = _guarded(lambda: import_jsonl(store, lines, progress=report))
     typer.echo(
         f"restored {stats.conversations} conversations, {stats.messages} messages; "
-        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired",
+        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired; "
+        f"{stats.items} LangGraph store items restored",
         err=True,
     )
 

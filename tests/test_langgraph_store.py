@@ -464,3 +464,52 @@ def test_plans_import_nothing_from_redis_py() -> None:
     source = Path(_store_plans.__file__).read_text()
     assert "import redis" not in source
     assert "from redis" not in source
+
+
+# -- export / import and tenants -----------------------------------------------------------
+
+
+def test_export_and_import_carry_items_with_times_and_expiry(server: Server) -> None:
+    import io
+
+    from agent_memory import ConversationStore
+    from agent_memory.transfer import export_jsonl, import_jsonl
+
+    source, client = _store(server, index=INDEX)
+    source.put(("users", "u{1}"), "prefs", {"text": "tea", "n": 1}, ttl=60)
+    source.put(("users", "u{1}"), "b", {"n": 2}, index=False)
+    source.put(("a:b",), "k", {"n": 3})
+    driver = ConversationStore(client, settings=_settings(), key_prefix=source.config.prefix)
+    driver.append("c1", [{"role": "user", "content": "hi"}])
+    out = io.StringIO()
+    stats = export_jsonl(driver, out)
+    assert (stats.conversations, stats.messages, stats.items) == (1, 1, 3)
+
+    target, _ = _store(server, index=INDEX)
+    into = ConversationStore(client, settings=_settings(), key_prefix=target.config.prefix)
+    restored = import_jsonl(into, out.getvalue().splitlines())
+    assert (restored.conversations, restored.items) == (1, 3)
+    for ns, key in [(("users", "u{1}"), "prefs"), (("users", "u{1}"), "b"), (("a:b",), "k")]:
+        was, now = source.get(ns, key, refresh_ttl=False), target.get(ns, key, refresh_ttl=False)
+        assert now == was  # value, namespace, key, created_at and updated_at
+    src_e = source.config.base + "e:users:u%7B1%7D"
+    dst_e = target.config.base + "e:users:u%7B1%7D"
+    assert client.zscore(dst_e, "prefs") == client.zscore(src_e, "prefs")  # absolute expiry
+    assert [i.key for i in target.search(("users",))] == ["prefs", "b"]
+    assert target.search(("users",), query="tea")[0].key == "prefs"  # embeddings came along
+    again = import_jsonl(into, out.getvalue().splitlines())
+    assert (again.items, again.skipped_existing) == (0, 4)
+    client.close()
+
+
+def test_tenant_prefixes_keep_items_apart(server: Server) -> None:
+    client = server.sync_client()
+    base = f"lgt{next(_prefixes)}"
+    a = RedisStore(client, settings=_settings(), key_prefix=f"{base}:t:tenant-a")
+    b = RedisStore(client, settings=_settings(), key_prefix=f"{base}:t:tenant-b")
+    a.put(("memories",), "k", {"secret": "a"})
+    assert b.get(("memories",), "k") is None
+    assert b.search(()) == []
+    assert b.list_namespaces() == []
+    assert a.get(("memories",), "k") is not None
+    client.close()

@@ -45,9 +45,9 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from agent_memory import scripts
 from agent_memory.errors import InvalidInput
-from agent_memory.keys import decode_id, encode_id
+from agent_memory.items import ItemConfig, decode_namespace, encode_namespace
+from agent_memory.items import call as _call
 from agent_memory.models import ms_to_datetime
 from agent_memory.plan import Batch, Call, Plan
 from agent_memory.plan import text as _text
@@ -57,41 +57,6 @@ MAX_LABEL_LENGTH = 256
 MAX_DEPTH = 32  # labels per namespace
 MAX_NESTING = 64  # JSON nesting of a value
 _OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
-
-
-@dataclass(frozen=True, slots=True)
-class ItemConfig:
-    """What the plans need to know: where the keys live, TTL, limits, the embedding fields."""
-
-    prefix: str
-    default_ttl_ms: int
-    max_value_bytes: int
-    max_candidates: int = 10_000
-    max_namespaces: int = 100_000
-    fields: tuple[str, ...] | None = None
-    """The index config's fields (``None``: no index; ``("$",)`` embeds the whole value)."""
-    dims: int | None = None
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}:lg:{{store}}:"
-
-    @property
-    def globals(self) -> tuple[str, str, str, str]:
-        b = self.base
-        return (b + "n", b + "o", b + "x", b + "q")
-
-
-# -- namespaces and keys -------------------------------------------------------------------
-
-
-def encode_namespace(namespace: tuple[str, ...]) -> str:
-    """Injective: labels id-encoded (``:``, glob and brace characters escaped), joined by ``:``."""
-    return ":".join(encode_id(label) for label in namespace)
-
-
-def decode_namespace(encoded: str) -> tuple[str, ...]:
-    return tuple(decode_id(label) for label in encoded.split(":"))
 
 
 def _check_labels(labels: tuple[str, ...], what: str, *, empty: bool) -> None:
@@ -403,10 +368,6 @@ def batch(
     if refresh:
         yield [_call(cfg, "refresh", ns, *keys) for ns, keys in refresh.items()]
     return results
-
-
-def _call(cfg: ItemConfig, *argv: Any) -> Call:
-    return Call.run(scripts.ITEMS, cfg.globals, (argv[0], cfg.base, *argv[1:]))
 
 
 def _put_call(cfg: ItemConfig, op: PutOp, text: str, vectors: str) -> Call:

@@ -20,6 +20,7 @@ from langgraph.store.base.embed import ensure_embeddings
 from agent_memory import connection
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.errors import AgentMemoryError, InvalidInput
+from agent_memory.items import ItemConfig
 from agent_memory.langgraph import _store_plans as plans
 from agent_memory.settings import Settings
 from agent_memory.store import ConversationStore
@@ -50,7 +51,7 @@ class _StoreCore:
         default_ttl = (ttl or {}).get("default_ttl")
         if default_ttl is not None and not default_ttl > 0:
             raise InvalidInput("ttl default_ttl must be a positive number of minutes", field="ttl")
-        self._cfg = plans.ItemConfig(
+        self._cfg = ItemConfig(
             prefix=prefix or self.settings.key_prefix,
             default_ttl_ms=(
                 round(default_ttl * 60_000) if default_ttl else self.settings.ttl_seconds * 1000
@@ -63,7 +64,7 @@ class _StoreCore:
         )
 
     @property
-    def config(self) -> plans.ItemConfig:
+    def config(self) -> ItemConfig:
         return self._cfg
 
     def _checked(self, vectors: Sequence[Sequence[float]]) -> Sequence[Sequence[float]]:

@@ -204,6 +204,49 @@ local function refresh(ns, first)
   return 1
 end
 
+-- Export: {order, keys, records, embeddings, expiries} of the live items of ``ns``.
+local function dump(ns)
+  local now = now_ms()
+  local h, e, v = keys_of(ns)
+  local found = redis.call('ZRANGEBYSCORE', e, '(' .. decimal(now), '+inf', 'WITHSCORES')
+  local keys, expiries = {}, {}
+  for i = 1, #found, 2 do
+    keys[#keys + 1] = found[i]
+    expiries[#expiries + 1] = found[i + 1]
+  end
+  if #keys == 0 then
+    return {false, {}, {}, {}, {}}
+  end
+  return {redis.call('HGET', KEYS[2], ns), keys, redis.call('HMGET', h, unpack(keys)),
+    redis.call('HMGET', v, unpack(keys)), expiries}
+end
+
+-- Import: an item absent from the store gets its exported times and absolute expiry; one that
+-- exists is left alone (0), one whose expiry has passed is skipped (-1); 1 when restored.
+local function restore(ns, key, created, updated, ttl, expires_at, value, vectors)
+  local now = now_ms()
+  if tonumber(expires_at) <= now then
+    return -1
+  end
+  local h, e, v = keys_of(ns)
+  prune(ns, now)
+  if redis.call('HEXISTS', h, key) == 1 then
+    return 0
+  end
+  if redis.call('EXISTS', h) == 0 then
+    redis.call('ZADD', KEYS[1], 0, ns)
+    redis.call('HSET', KEYS[2], ns, redis.call('INCR', KEYS[4]))
+  end
+  local seq = redis.call('INCR', KEYS[4])
+  redis.call('HSET', h, key, created .. ' ' .. seq .. ' ' .. updated .. ' ' .. ttl .. '\n' .. value)
+  if vectors ~= '' then
+    redis.call('HSET', v, key, vectors)
+  end
+  redis.call('ZADD', e, expires_at, key)
+  settle(ns, now)
+  return 1
+end
+
 local cmd = ARGV[1]
 if cmd == 'put' then
   return put(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
@@ -213,6 +256,10 @@ elseif cmd == 'search' then
   return search(ARGV[3], ARGV[4], tonumber(ARGV[5]))
 elseif cmd == 'list' then
   return list(ARGV[3], tonumber(ARGV[4]))
+elseif cmd == 'dump' then
+  return dump(ARGV[3])
+elseif cmd == 'restore' then
+  return restore(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 elseif cmd == 'refresh' then
   return refresh(ARGV[3], 4)
 end
