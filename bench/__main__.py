@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from bench import api as api_bench
 
                 api = api_bench.run(servers[1], quick=args.quick)
+            from bench import store as store_bench
+
+            store_section = store_bench.run(servers[1], quick=args.quick)
             versions = report.versions(servers[1].client())
         finally:
             for s in servers:
@@ -93,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report.render(
         rates, static, api, versions, repeats, args.quick, time.monotonic() - started
     )
+    text = store_bench.replace_section(text, store_section)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0
