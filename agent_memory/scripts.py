@@ -33,5 +33,5 @@ DELETE = _load("delete", prelude=False)
 PRUNE = _load("prune", prelude=False)
 RESTORE = _load("restore")
 # The LangGraph store (agent_memory.langgraph.store): every item command, one script.
-ITEMS = _load("items", prelude=False)
+ITEMS = _load("items")
 ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, ITEMS)

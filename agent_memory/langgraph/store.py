@@ -9,8 +9,8 @@ module's docstring and docs/design.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, Self, TypeVar
 
 import redis
 import redis.asyncio
@@ -27,23 +27,34 @@ from agent_memory.store import ConversationStore
 
 __all__ = ["AsyncRedisStore", "RedisStore"]
 
+ClientT = TypeVar("ClientT")
+DriverT = TypeVar("DriverT")
 
-class _StoreCore:
-    """Construction and configuration shared by both stores; no I/O."""
+
+class _StoreCore(Generic[ClientT, DriverT]):
+    """Construction and configuration shared by both stores; no I/O. A twin names its
+    driver class and how it builds a client from settings."""
 
     supports_ttl: bool = True
+    _driver_class: Callable[..., DriverT]
+    _connect: Callable[[Settings], ClientT]
 
     def __init__(
         self,
+        redis_client: ClientT | None = None,
         *,
-        settings: Settings | None,
-        key_prefix: str | None,
-        ttl: TTLConfig | None,
-        index: IndexConfig | None,
-        max_candidates: int,
-        max_namespaces: int,
+        redis_url: str | None = None,
+        settings: Settings | None = None,
+        key_prefix: str | None = None,
+        ttl: TTLConfig | None = None,
+        index: IndexConfig | None = None,
+        max_candidates: int = 10_000,
+        max_namespaces: int = 100_000,
     ) -> None:
-        self.settings = settings if settings is not None else Settings()
+        settings = settings if settings is not None else Settings()
+        if redis_url is not None:
+            settings = settings.model_copy(update={"redis_url": redis_url})
+        self.settings = settings
         self.ttl_config = ttl
         self.index_config = index
         self.embeddings = ensure_embeddings(index.get("embed")) if index else None
@@ -52,16 +63,22 @@ class _StoreCore:
         if default_ttl is not None and not default_ttl > 0:
             raise InvalidInput("ttl default_ttl must be a positive number of minutes", field="ttl")
         self._cfg = ItemConfig(
-            prefix=prefix or self.settings.key_prefix,
+            prefix=prefix or settings.key_prefix,
             default_ttl_ms=(
-                round(default_ttl * 60_000) if default_ttl else self.settings.ttl_seconds * 1000
+                round(default_ttl * 60_000) if default_ttl else settings.ttl_seconds * 1000
             ),
-            max_value_bytes=self.settings.max_message_bytes,
+            max_value_bytes=settings.max_message_bytes,
             max_candidates=max_candidates,
             max_namespaces=max_namespaces,
             fields=tuple(index.get("fields") or ["$"]) if index else None,
             dims=index.get("dims") if index else None,
         )
+        client = redis_client if redis_client is not None else type(self)._connect(settings)
+        self._driver: DriverT = type(self)._driver_class(client, settings=settings)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        return cls(redis_url=url, **options)
 
     @property
     def config(self) -> ItemConfig:
@@ -78,40 +95,14 @@ class _StoreCore:
         return vectors
 
 
-class RedisStore(_StoreCore, BaseStore):
+class RedisStore(_StoreCore[redis.Redis, ConversationStore], BaseStore):
     """LangGraph ``BaseStore`` on Redis, synchronous. ``redis_client=`` a ``redis.Redis`` (or
     ``redis_url=``, else the settings' Redis); ``ttl=`` a ``TTLConfig`` (``default_ttl``
     minutes, else ``settings.ttl_seconds``; ``refresh_on_read``); ``index=`` an
     ``IndexConfig`` for semantic search. Constructing one does no I/O."""
 
-    def __init__(
-        self,
-        redis_client: redis.Redis | None = None,
-        *,
-        redis_url: str | None = None,
-        settings: Settings | None = None,
-        key_prefix: str | None = None,
-        ttl: TTLConfig | None = None,
-        index: IndexConfig | None = None,
-        max_candidates: int = 10_000,
-        max_namespaces: int = 100_000,
-    ) -> None:
-        if redis_url is not None:
-            settings = (settings or Settings()).model_copy(update={"redis_url": redis_url})
-        super().__init__(
-            settings=settings,
-            key_prefix=key_prefix,
-            ttl=ttl,
-            index=index,
-            max_candidates=max_candidates,
-            max_namespaces=max_namespaces,
-        )
-        client = redis_client if redis_client is not None else connection.sync_client(self.settings)
-        self._driver = ConversationStore(client, settings=self.settings)
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisStore:
-        return cls(redis_url=url, **options)
+    _driver_class = ConversationStore
+    _connect = staticmethod(connection.sync_client)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         prepared = plans.prepare(self._cfg, ops)
@@ -137,41 +128,13 @@ class RedisStore(_StoreCore, BaseStore):
         self.close()
 
 
-class AsyncRedisStore(_StoreCore, BaseStore):
+class AsyncRedisStore(_StoreCore[redis.asyncio.Redis, AsyncConversationStore], BaseStore):
     """The asyncio twin of :class:`RedisStore` (``redis.asyncio``, no threads); the same
     arguments, ``redis_client=`` a ``redis.asyncio.Redis``."""
 
-    def __init__(
-        self,
-        redis_client: redis.asyncio.Redis | None = None,
-        *,
-        redis_url: str | None = None,
-        settings: Settings | None = None,
-        key_prefix: str | None = None,
-        ttl: TTLConfig | None = None,
-        index: IndexConfig | None = None,
-        max_candidates: int = 10_000,
-        max_namespaces: int = 100_000,
-    ) -> None:
-        if redis_url is not None:
-            settings = (settings or Settings()).model_copy(update={"redis_url": redis_url})
-        super().__init__(
-            settings=settings,
-            key_prefix=key_prefix,
-            ttl=ttl,
-            index=index,
-            max_candidates=max_candidates,
-            max_namespaces=max_namespaces,
-        )
-        client = (
-            redis_client if redis_client is not None else connection.async_client(self.settings)
-        )
-        self._driver = AsyncConversationStore(client, settings=self.settings)
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> AsyncRedisStore:
-        return cls(redis_url=url, **options)
+    _driver_class = AsyncConversationStore
+    _connect = staticmethod(connection.async_client)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         self._loop = asyncio.get_running_loop()

@@ -8,15 +8,7 @@
 -- expiries base..'e:'..N (zset key -> ms) and embeddings base..'v:'..N (hash key -> JSON).
 -- A record is "<created ms> <seq> <updated ms> <ttl ms>\n<value JSON>".
 -- Every key gets the expiry of the last item it serves; writes prune what has expired.
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function decimal(n)
-  return string.format('%d', n)
-end
+-- (After the shared prelude: now_ms and decimal come from there.)
 
 local base = ARGV[2]
 
