@@ -37,7 +37,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore
 
-from agent_memory import InvalidInput, Settings
+from agent_memory import AgentMemoryError, InvalidInput, Settings
 from agent_memory.embedded import RedisProcess
 from agent_memory.langgraph import AsyncRedisStore, RedisStore
 
@@ -440,6 +440,17 @@ def test_search_refuses_more_candidates_than_the_bound(server: Server) -> None:
         store.search(("many",), filter={"n": 1})
     assert len(store.search(("many", "1"), limit=10)) == 3
     client.close()
+
+
+async def test_async_store_serves_sync_calls_from_worker_threads(server: Server) -> None:
+    client = server.async_client()
+    store = AsyncRedisStore(client, **_store_options(False))
+    await asyncio.to_thread(store.put, ("w",), "k", {"n": 1})  # a sync tool in an async graph
+    assert (await store.aget(("w",), "k")).value == {"n": 1}  # type: ignore[union-attr]
+    assert (await asyncio.to_thread(store.get, ("w",), "k")).value == {"n": 1}  # type: ignore[union-attr]
+    with pytest.raises(AgentMemoryError, match="another thread"):
+        store.get(("w",), "k")  # on the loop's own thread it would deadlock: refused
+    await client.aclose()
 
 
 def test_construction_does_no_io() -> None:

@@ -9,6 +9,7 @@ module's docstring and docs/design.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Self, TypeVar
 
@@ -134,7 +135,12 @@ class AsyncRedisStore(_StoreCore[redis.asyncio.Redis, AsyncConversationStore], B
 
     _driver_class = AsyncConversationStore
     _connect = staticmethod(connection.async_client)
-    _loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # built inside the loop: that is its loop
+            self._loop = asyncio.get_running_loop()
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         self._loop = asyncio.get_running_loop()
