@@ -191,7 +191,13 @@ programs = st.lists(step, min_size=1, max_size=25)
 
 
 texts = st.fixed_dictionaries({"text": st.sampled_from(TEXTS), "n": st.integers(0, 5)})
-few_put = st.builds(lambda ns, k, v: PutOp(ns, k, v), few, keys, st.one_of(texts, texts, values))
+few_put = st.builds(
+    lambda ns, k, v, ix: PutOp(ns, k, v, ix),
+    few,
+    keys,
+    st.one_of(texts, texts, values),
+    st.sampled_from([None, None, None, False, ["text"], ["tag", "text"]]),
+)
 
 
 def _query_search(p: tuple[str, ...], q: str, f: Any, o: int, lim: int) -> SearchOp:

@@ -321,7 +321,9 @@ def _collect_texts(cfg: ItemConfig, prepared: Prepared) -> None:
         if op.value is None or op.index is False:
             continue
         for path in op.index if op.index is not None else cfg.fields:
-            texts = get_text_at_path(op.value, tokenize_path(path) if path != "$" else path)
+            # as InMemoryStore: the config's "$" is the whole value, an op's paths are parsed
+            whole = op.index is None and path == "$"
+            texts = get_text_at_path(op.value, path if whole else tokenize_path(path))
             for i, text in enumerate(texts):
                 slot = f"{path}.{i}" if len(texts) > 1 else path
                 prepared.texts.setdefault(text, []).append((namespace, key, slot))
