@@ -438,6 +438,17 @@ def test_namespaces_with_any_characters_stay_apart(server: Server) -> None:
     client.close()
 
 
+@pytest.mark.parametrize("server", ["redis", "valkey"], indirect=True)  # fakeredis: minutes
+def test_a_namespace_of_many_items_is_read_whole(server: Server) -> None:
+    store, client = _store(server)
+    count = 8_100  # more than one Lua unpack() can pass to a command (8,000)
+    store.batch([PutOp(("big",), f"k{i:05}", {"n": i}) for i in range(count)])
+    found = store.search(("big",), filter={"n": {"$gte": count - 3}}, refresh_ttl=False)
+    assert [i.key for i in found] == [f"k{i:05}" for i in range(count - 3, count)]
+    assert len(store.search(("big",), limit=count, refresh_ttl=False)) == count
+    client.close()
+
+
 def test_search_refuses_more_candidates_than_the_bound(server: Server) -> None:
     store, client = _store(server, max_candidates=5)
     for i in range(6):

@@ -16,6 +16,18 @@ local function keys_of(ns)
   return base .. 'h:' .. ns, base .. 'e:' .. ns, base .. 'v:' .. ns
 end
 
+-- HMGET of any number of fields (unpack() takes a few thousand at most).
+local function hmget(key, fields)
+  local out = {}
+  for first = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
+    for i = 1, #part do
+      out[#out + 1] = part[i]
+    end
+  end
+  return out
+end
+
 local function live(ns, now)
   local at = redis.call('ZSCORE', KEYS[3], ns)
   return at and tonumber(at) > now
@@ -165,8 +177,8 @@ local function search(prefix, with_vectors, bound)
       out[#out + 1] = ns
       out[#out + 1] = redis.call('HGET', KEYS[2], ns)
       out[#out + 1] = keys
-      out[#out + 1] = redis.call('HMGET', h, unpack(keys))
-      out[#out + 1] = with_vectors == '1' and redis.call('HMGET', v, unpack(keys)) or {}
+      out[#out + 1] = hmget(h, keys)
+      out[#out + 1] = with_vectors == '1' and hmget(v, keys) or {}
     end
   end
   return out
@@ -209,8 +221,8 @@ local function dump(ns)
   if #keys == 0 then
     return {false, {}, {}, {}, {}}
   end
-  return {redis.call('HGET', KEYS[2], ns), keys, redis.call('HMGET', h, unpack(keys)),
-    redis.call('HMGET', v, unpack(keys)), expiries}
+  return {redis.call('HGET', KEYS[2], ns), keys, hmget(h, keys),
+    hmget(v, keys), expiries}
 end
 
 -- Import: an item absent from the store gets its exported times and absolute expiry; one that
