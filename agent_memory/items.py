@@ -42,7 +42,7 @@ class ItemConfig:
     prefix: str
     default_ttl_ms: int
     max_value_bytes: int
-    max_candidates: int = 10_000
+    max_candidates: int = 1_000
     max_namespaces: int = 100_000
     fields: tuple[str, ...] | None = None
     """The index config's fields (``None``: no index; ``("$",)`` embeds the whole value)."""

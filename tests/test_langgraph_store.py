@@ -440,7 +440,7 @@ def test_namespaces_with_any_characters_stay_apart(server: Server) -> None:
 
 @pytest.mark.parametrize("server", ["redis", "valkey"], indirect=True)  # fakeredis: minutes
 def test_a_namespace_of_many_items_is_read_whole(server: Server) -> None:
-    store, client = _store(server)
+    store, client = _store(server, max_candidates=10_000)
     count = 8_100  # more than one Lua unpack() can pass to a command (8,000)
     store.batch([PutOp(("big",), f"k{i:05}", {"n": i}) for i in range(count)])
     found = store.search(("big",), filter={"n": {"$gte": count - 3}}, refresh_ttl=False)

@@ -49,7 +49,7 @@ class _StoreCore(Generic[ClientT, DriverT]):
         key_prefix: str | None = None,
         ttl: TTLConfig | None = None,
         index: IndexConfig | None = None,
-        max_candidates: int = 10_000,
+        max_candidates: int = 1_000,
         max_namespaces: int = 100_000,
     ) -> None:
         settings = settings if settings is not None else Settings()
