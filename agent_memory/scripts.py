@@ -32,6 +32,7 @@ UPDATE = _load("update")
 DELETE = _load("delete", prelude=False)
 PRUNE = _load("prune", prelude=False)
 RESTORE = _load("restore")
+DELETE_IF_LENGTH = _load("delete_if_length", prelude=False)  # the peers' lists (migrate.py)
 # The LangGraph store (agent_memory.langgraph.store): every item command, one script.
 ITEMS = _load("items")
-ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, ITEMS)
+ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, DELETE_IF_LENGTH, ITEMS)

@@ -17,8 +17,6 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
-from cluster_fixtures import redis_cluster
-from conftest import make_settings
 
 from agent_memory import (
     AgentMemoryError,
@@ -26,10 +24,13 @@ from agent_memory import (
     ConversationNotFound,
     ConversationStore,
     StoreUnavailable,
+    scripts,
 )
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.embedded import RedisProcess, free_port
 from agent_memory.plan import Batch, Plan
+from tests.support.servers import redis_cluster
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 PREFIX = "agent_memory"
@@ -58,7 +59,8 @@ def _node_keys(cluster: list[RedisProcess]) -> list[list[bytes]]:
 
 
 def test_settings_give_a_cluster_client_and_cluster_mode(store: ConversationStore) -> None:
-    assert isinstance(store.client, redis.cluster.RedisCluster)
+    client: object = store.client
+    assert isinstance(client, redis.cluster.RedisCluster)
     assert store.config.cluster
 
 
@@ -172,7 +174,8 @@ def test_clear_all_and_stats_cover_every_primary(
 async def test_async_store_on_the_cluster(cluster: list[RedisProcess]) -> None:
     settings = make_settings(redis_url=f"redis://127.0.0.1:{cluster[2].port}", redis_cluster=True)
     async with AsyncConversationStore.from_settings(settings) as store:
-        assert isinstance(store.client, redis.asyncio.cluster.RedisCluster)
+        client: object = store.client
+        assert isinstance(client, redis.asyncio.cluster.RedisCluster)
         await store.clear_all()
         for i in range(9):
             await store.create(f"a{i}", user_id="ada")
@@ -236,3 +239,18 @@ def test_round_trips_of_an_append(cluster: bool) -> None:
         ("PEXPIRE", "agent_memory:x:u:ada", 2_592_000_000, "GT"),
     ]
     assert len(batches) == 2
+
+
+def test_after_one_node_lost_its_scripts_the_other_nodes_deletes_run_once(
+    store: ConversationStore, cluster: list[RedisProcess]
+) -> None:
+    for i in range(12):
+        store.create(f"u{i}", user_id="ada")
+    assert all(_node_keys(cluster)), "the conversations should live on every primary"
+    for node in cluster:  # every node knows the delete script; then the first forgets it
+        with node.client() as c:
+            c.script_load(scripts.DELETE.source)
+    with cluster[0].client() as c:
+        c.script_flush()
+    assert store.delete_user("ada") == 12  # a resent batch would count the others' as 0
+    assert store.list_conversations().items == []

@@ -399,7 +399,7 @@ def test_every_key_has_a_ttl_30_days_by_default(server: Server) -> None:
     [
         (PutOp(("a",), "k", {"s": {1, 2}}), "value"),
         (PutOp(("a",), "k", {"s": "\ud800"}), "value"),
-        (PutOp(("a",), "k", {1: "int key"}), "value"),
+        (PutOp(("a",), "k", {1: "int key"}), "value"),  # type: ignore[dict-item]
         (PutOp(("a",), "k", {"t": (1, 2)}), "value"),
         (PutOp(("a",), "k", {"big": "x" * 2000}), "value"),
         (PutOp(("a",), "k", ["not", "a", "dict"]), "value"),  # type: ignore[arg-type]
