@@ -255,7 +255,11 @@ def export_(
                     update(stats.conversations, f"{stats.messages} messages")
 
             stats = _guarded(lambda: export_jsonl(store, out, progress=report))
-    typer.echo(f"exported {stats.conversations} conversations, {stats.messages} messages", err=True)
+    typer.echo(
+        f"exported {stats.conversations} conversations, {stats.messages} messages, "
+        f"{stats.items} LangGraph store items",
+        err=True,
+    )
 
 
 PEERS = ("langchain-community",)
@@ -355,7 +359,8 @@ def _import_file(source: str, url: str | None, quiet: bool) -> None:
         stats = _guarded(lambda: import_jsonl(store, lines, progress=report))
     typer.echo(
         f"restored {stats.conversations} conversations, {stats.messages} messages; "
-        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired",
+        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired; "
+        f"{stats.items} LangGraph store items restored",
         err=True,
     )
 

@@ -38,6 +38,8 @@ CHECKPOINT_PUT = _load("checkpoint_put", extra=("_checkpoint",))
 CHECKPOINT_WRITES = _load("checkpoint_writes", extra=("_checkpoint",))
 CHECKPOINT_READ = _load("checkpoint_read", extra=("_checkpoint",))
 CHECKPOINT_ADMIN = _load("checkpoint_admin", extra=("_checkpoint",))
+# The LangGraph store (agent_memory.langgraph.store): every item command, one script.
+ITEMS = _load("items")
 ALL = (
     APPEND,
     CREATE,
@@ -50,4 +52,5 @@ ALL = (
     CHECKPOINT_WRITES,
     CHECKPOINT_READ,
     CHECKPOINT_ADMIN,
+    ITEMS,
 )

@@ -37,6 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from agent_memory import rules
 from agent_memory.codec import encode_record
 from agent_memory.errors import InvalidInput
+from agent_memory.items import ItemConfig, iter_item_lines, restore_item
 from agent_memory.keys import validate_id
 from agent_memory.plans.transfer import CHUNK, INDEX_FIELDS
 
@@ -60,17 +61,26 @@ class TransferStats:
     skipped_existing: int = 0
     skipped_expired: int = 0
     lines: int = 0
+    items: int = 0
+    """LangGraph store items (agent_memory.items): exported, or restored by an import."""
 
 
 def iter_export(store: ConversationStore, chunk: int = CHUNK) -> Iterator[str]:
-    """The export's lines (without newline), conversation by conversation."""
+    """The export's lines (without newline), conversation by conversation, then the LangGraph
+    store's items."""
     cursor = 0
     while True:
         cursor, ids = store.export_scan(cursor)
         for cid in ids:
             yield from _export_one(store, cid, chunk)
         if cursor == 0:
-            return
+            break
+    for line in iter_item_lines(store.run, _item_config(store)):
+        yield _dumps(line)
+
+
+def _item_config(store: ConversationStore) -> ItemConfig:
+    return ItemConfig(store.keys.prefix, store.config.ttl_ms, store.config.max_message_bytes)
 
 
 def _export_one(store: ConversationStore, cid: str, chunk: int) -> Iterator[str]:
@@ -102,6 +112,8 @@ def export_jsonl(
         stats.lines += 1
         if line.startswith('{"type":"conversation"'):
             stats.conversations += 1
+        elif line.startswith('{"type":"item"'):
+            stats.items += 1
         else:
             stats.messages += 1
         if progress is not None:
@@ -147,9 +159,12 @@ class _Importer:
             self.pending = _head(number, obj)
         elif kind == "message":
             self.message(number, obj)
+        elif kind == "item":
+            self.finish()
+            self.item(number, obj)
         else:
             raise InvalidInput(
-                f"line {number}: expected an object with type 'conversation' or 'message'",
+                f"line {number}: expected an object with type 'conversation', 'message' or 'item'",
                 field=f"line {number}",
             )
 
@@ -174,6 +189,16 @@ class _Importer:
         p.size += len(payload)
         if len(p.entries) >= self.chunk or p.size >= CHUNK_BYTES:
             self.send(final=False)
+
+    def item(self, number: int, obj: dict[str, Any]) -> None:
+        plan = restore_item(_item_config(self.store), obj, f"line {number}")
+        status = self.store.run(plan)
+        if status == 1:
+            self.stats.items += 1
+        elif status == 0:
+            self.stats.skipped_existing += 1
+        else:
+            self.stats.skipped_expired += 1
 
     def send(self, final: bool) -> None:
         p = self.pending

@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 api = api_bench.run(servers[1], quick=args.quick)
             checkpoints = checkpoint.render(checkpoint.run(Path(tmp) / "checkpoint", args.quick))
+            from bench import store as store_bench
+
+            store_section = store_bench.run(servers[1], quick=args.quick)
             versions = report.versions(servers[1].client())
         finally:
             for s in servers:
@@ -123,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.monotonic() - started,
     )
     text = checkpoint.splice(text, checkpoints)
+    text = store_bench.replace_section(text, store_section)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0

@@ -42,6 +42,8 @@ def test_quick_run_writes_every_section_of_the_report(report: str) -> None:
         "### Agent turns/s",
         "### Per turn",
         "### One thread's size",
+        "## LangGraph store (BaseStore)",
+        "| search (filter, limit 10) |",
     ):
         assert section in report
     for workload in ("W1", "W2", "W3", "W4", "W5", "W6"):
