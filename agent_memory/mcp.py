@@ -359,7 +359,10 @@ def _changes(*, remove: Sequence[str], **values: Any) -> dict[str, Any]:
 
 
 def _page(stored: list[StoredMessage]) -> MessagePage:
-    return MessagePage(messages=[m.to_dict() for m in stored])
+    """The REST API's stored messages (``created_at`` serialised by pydantic, as there)."""
+    return MessagePage(
+        messages=[{**m.record, "cursor": m.cursor, "created_at": m.created_at} for m in stored]
+    )
 
 
 # -- streamable HTTP in a host app ---------------------------------------------------------

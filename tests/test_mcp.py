@@ -361,7 +361,7 @@ async def test_a_message_appended_over_mcp_reads_the_same_over_rest_and_back(
         async with rest(app, "key-a") as client:
             read = (await client.get("/api/v1/conversations/c/messages")).json()["messages"]
             assert [written(m) for m in read] == TURN
-            assert [m["cursor"] for m in read] == [m["cursor"] for m in over_mcp]
+            assert read == over_mcp  # the same shape, cursors and times
             posted = await client.post(
                 "/api/v1/conversations/c/messages",
                 json={
@@ -375,7 +375,7 @@ async def test_a_message_appended_over_mcp_reads_the_same_over_rest_and_back(
             *TURN,
             {"role": "assistant", "content": "Sunny in Paris.", "id": "a2"},
         ]
-        assert back[-1]["cursor"] == posted.json()["messages"][0]["cursor"]
+        assert back[-1] == posted.json()["messages"][0]
 
 
 # -- an outage ---------------------------------------------------------------------------------
