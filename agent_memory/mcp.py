@@ -12,6 +12,7 @@ without one is refused), so each API key reaches its own tenant's conversations 
 
 # No ``from __future__ import annotations``: the tools' parameter types are built at run time
 # from the settings' limits, and the SDK reads them from the signatures.
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from typing import Annotated, Any, Literal
@@ -376,15 +377,34 @@ class HttpEndpoint:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["HttpEndpoint"]:
-        """Run the SDK's session manager (a fresh one each time: it runs only once)."""
+        """Run the SDK's session manager (a fresh one each time: it runs only once) for as
+        long as the host app runs. It holds a task group, which must be left in the task that
+        entered it, so it runs in a task of its own: a host may start and stop its lifespan
+        in different tasks (test fixtures do)."""
         self.server.streamable_http_app(
             stateless_http=True,
             json_response=True,
             # The host's API keys guard the endpoint, as they guard the REST routes.
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
-        async with self.server.session_manager.run():
+        manager = self.server.session_manager
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+
+        async def run() -> None:
+            async with manager.run():
+                ready.set_result(None)
+                await stop.wait()
+
+        task = asyncio.create_task(run(), name="agent-memory mcp session manager")
+        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # it failed to start: raise its error here
+        try:
             yield self
+        finally:
+            stop.set()
+            await task
 
     async def handle(
         self, scope: Scope, receive: Receive, send: Send, store: AsyncConversationStore

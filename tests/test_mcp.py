@@ -24,7 +24,7 @@ from mcp.types import CallToolResult
 
 from agent_memory import AsyncConversationStore, ConversationStore, Settings
 from agent_memory.embedded import RedisProcess, free_port
-from agent_memory.mcp import create_server
+from agent_memory.mcp import HttpEndpoint, create_server
 from api.app import create_app
 
 EXE = Path(sys.executable).with_name("agent-memory")
@@ -76,8 +76,7 @@ async def app_on(redis: Any, **settings: Any) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 def serve(backend: Any) -> Any:
-    """``async with serve() as app``: the app on the test's backend, its lifespan running (in
-    the test's own task: the SDK's task groups must be left in the task that entered them)."""
+    """``async with serve() as app``: the app on the test's backend, its lifespan running."""
     return lambda: app_on(backend.async_client())
 
 
@@ -91,7 +90,7 @@ async def rest(app: FastAPI, key: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def over_http(app: FastAPI, key: str | None) -> AsyncIterator[ClientSession]:
+async def over_http(app: Any, key: str | None) -> AsyncIterator[ClientSession]:
     """An MCP session with the app's ``/mcp``, in-process (the SDK's HTTP client on an ASGI
     transport), sending ``key`` as the bearer token."""
     headers = auth(key) if key else {}
@@ -399,12 +398,8 @@ async def test_redis_down_is_a_tool_error_saying_retrying_with_the_same_ids_is_s
 # -- stdio: a real `agent-memory mcp` process ----------------------------------------------------
 def clean_env(**values: str) -> dict[str, str]:
     """The test's environment without any Redis / agent-memory setting, plus ``values``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REDIS_", "AGENT_MEMORY_", "CACHE_TTL_"))
-    }
-    return {**env, **values}
+    ours = ("REDIS_", "AGENT_MEMORY_", "CACHE_TTL_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(ours)} | values
 
 
 @asynccontextmanager
@@ -501,6 +496,34 @@ async def test_stdio_without_redis_configured_starts_an_embedded_server_that_kee
 
 
 # -- in-process (the SDK's in-memory transport): which store a call uses ------------------------
+async def test_an_http_request_the_host_did_not_bind_a_store_to_is_refused() -> None:
+    """Over HTTP the tools never fall back to the stdio store: a host that forgot to
+    authenticate a request gets a refusal, not the default tenant's data."""
+    import fakeredis
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    redis = fakeredis.FakeAsyncRedis(protocol=3)
+    default = AsyncConversationStore(redis, settings=make_config())
+    await default.append("c", [{"role": "user", "content": "default's", "id": "m1"}])
+    endpoint = HttpEndpoint(create_server(default))
+
+    class Unbound:  # an ASGI app (Starlette would wrap a function as a request handler)
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await endpoint.server.session_manager.handle_request(scope, receive, send)
+
+    host = Starlette(routes=[Route("/mcp", Unbound())])
+    async with endpoint.running(), over_http(host, None) as s:
+        for tool, arguments in [
+            ("list_conversations", {}),
+            ("get_messages", {"conversation_id": "c"}),
+        ]:
+            text = await error(s, tool, **arguments)
+            assert text.startswith("unauthorized"), text
+            assert "default's" not in text
+    await redis.aclose()
+
+
 async def test_a_server_without_a_store_refuses_calls_instead_of_guessing_one() -> None:
     from mcp import Client
 
