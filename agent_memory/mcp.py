@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from agent_memory import __version__
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.codec import StoredMessage
+from agent_memory.core import MAX_TITLE_LENGTH
 from agent_memory.errors import (
     AgentMemoryError,
     ConversationExists,
@@ -36,7 +37,7 @@ from agent_memory.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from agent_memory.keys import tenant_prefix, validate_id
+from agent_memory.keys import MAX_ID_LENGTH, tenant_prefix, validate_id
 from agent_memory.models import Conversation, Message
 from agent_memory.settings import Settings
 
@@ -45,10 +46,9 @@ __all__ = ["STORE_SCOPE_KEY", "HttpEndpoint", "bind_store", "create_server", "se
 STORE_SCOPE_KEY = "agent_memory.store"
 """The ASGI scope key under which a host app puts the authenticated caller's store."""
 
-MAX_ID_LENGTH = 256
-ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters (the library's rule)
+# The library's rules as JSON-schema patterns (the store checks them again).
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters
 CURSOR_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
-MAX_TITLE_LENGTH = 1024
 DEFAULT_CONVERSATIONS = 20
 DEFAULT_MESSAGES = 100
 
