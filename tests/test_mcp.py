@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -329,6 +332,20 @@ async def test_one_tenant_sees_nothing_of_another_over_mcp_and_over_rest(serve: 
             assert [m["content"] for m in kept["messages"]] == ["secret of A"]
 
 
+async def test_without_api_keys_mcp_is_open_and_shares_the_open_apis_conversations(
+    backend: Any,
+) -> None:
+    redis = backend.async_client()
+    async with app_on(redis, api_keys=None, admin_keys=None) as app:
+        async with over_http(app, None) as s:
+            message = [{"role": "user", "content": "open", "id": "m1"}]
+            await ok(s, "append_messages", conversation_id="c", messages=message)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            got = (await client.get("/api/v1/conversations/c/messages")).json()["messages"]
+    assert [m["content"] for m in got] == ["open"]
+
+
 # -- one store, two interfaces ---------------------------------------------------------------
 TURN = [
     {"role": "system", "content": "be brief", "id": "s1"},
@@ -493,6 +510,32 @@ async def test_stdio_without_redis_configured_starts_an_embedded_server_that_kee
     async with over_stdio(env, log) as s:  # a new process, a new server, the same AOF
         read = await ok(s, "get_messages", conversation_id="c")
     assert [m["content"] for m in read["messages"]] == ["remember me"]
+
+
+def test_sigterm_stops_stdio_and_its_embedded_server_with_exit_0(tmp_path: Path) -> None:
+    env = clean_env(AGENT_MEMORY_DATA_DIR=str(tmp_path / "data"))
+    log = tmp_path / "mcp.log"
+    pipe = subprocess.PIPE
+    with (
+        log.open("wb") as errlog,
+        subprocess.Popen(
+            [str(EXE), "mcp"], env=env, stdin=pipe, stdout=pipe, stderr=errlog
+        ) as proc,
+    ):
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            while "embedded Redis at" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.05)
+            lock = tmp_path / "data" / "redis" / "serve.lock"
+            server_pid = int(lock.read_text().split()[0])
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=TIMEOUT) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "embedded Redis stopped" in log.read_text()
+    assert not Path(f"/proc/{server_pid}").exists()
 
 
 # -- in-process (the SDK's in-memory transport): which store a call uses ------------------------
