@@ -27,7 +27,6 @@ from starlette.types import Receive, Scope, Send
 from agent_memory import __version__
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.codec import StoredMessage
-from agent_memory.core import MAX_TITLE_LENGTH
 from agent_memory.errors import (
     AgentMemoryError,
     ConversationExists,
@@ -39,6 +38,7 @@ from agent_memory.errors import (
 )
 from agent_memory.keys import MAX_ID_LENGTH, tenant_prefix, validate_id
 from agent_memory.models import Conversation, Message
+from agent_memory.rules import CURSOR_PATTERN, MAX_TITLE_LENGTH
 from agent_memory.settings import Settings
 
 __all__ = ["STORE_SCOPE_KEY", "HttpEndpoint", "bind_store", "create_server", "serve_stdio"]
@@ -48,7 +48,7 @@ STORE_SCOPE_KEY = "agent_memory.store"
 
 # The library's rules as JSON-schema patterns (the store checks them again).
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters
-CURSOR_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+CURSOR = f"^{CURSOR_PATTERN}$"
 DEFAULT_CONVERSATIONS = 20
 DEFAULT_MESSAGES = 100
 
@@ -70,7 +70,7 @@ ConversationId = Annotated[
 OwnerId = Annotated[str | None, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 Cursor = Annotated[
     str | None,
-    Field(pattern=CURSOR_PATTERN, description="A message's `cursor`, e.g. '1700000000000-0'."),
+    Field(pattern=CURSOR, description="A message's `cursor`, e.g. '1700000000000-0'."),
 ]
 Title = Annotated[str | None, Field(max_length=MAX_TITLE_LENGTH)]
 Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form JSON object.")]
