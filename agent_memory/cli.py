@@ -184,6 +184,12 @@ def mcp(
             anyio.run(tools.serve_stdio, effective, tenant or settings.mcp_tenant)
     except InvalidInput as exc:
         _refuse(str(exc))
+    except SystemExit:
+        # SIGTERM: the store is closed and the embedded server stopped, but a worker thread
+        # still blocks reading stdin, and a normal exit would wait for it (for ever, if the
+        # client keeps stdin open).
+        sys.stderr.flush()
+        os._exit(0)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -29,10 +29,21 @@ def available() -> bool:
     return importlib.util.find_spec("mcp") is not None
 
 
-class McpRoute:
-    """The ASGI app of ``/mcp``: authenticate, then hand the request to the MCP endpoint."""
+class McpRoute(Route):
+    """``POST /mcp``: authenticate like a REST request, then hand the request to the app's MCP
+    endpoint with the caller's store. The endpoint is stateless and answers in JSON, so it
+    offers no SSE stream to GET and no session to DELETE: both are 405, as the MCP spec
+    allows (an idle GET stream would only hold a connection open)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self) -> None:
+        # ``handle`` below serves every request; the endpoint given here is never called.
+        super().__init__(PATH, self.handle, methods=["POST"], include_in_schema=False)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in (self.methods or ()):
+            await super().handle(scope, receive, send)  # 405 with Allow
+            return
+        scope["route"] = self  # the route label of the request metrics
         request = Request(scope, receive)
         store = await tenant_store(request)  # an ApiError here is the app's 401/403 JSON
         endpoint: Any = request.app.state.mcp
@@ -40,10 +51,9 @@ class McpRoute:
 
 
 def mount(app: FastAPI) -> None:
-    """Add the ``/mcp`` route (all methods: the transport uses POST, GET and DELETE)."""
+    """Add the ``/mcp`` route (absent without the mcp extra)."""
     if available():
-        # an endpoint that is neither a function nor a method is served as an ASGI app
-        app.router.routes.append(Route(PATH, McpRoute(), include_in_schema=False))
+        app.router.routes.append(McpRoute())
     else:
         log.info("MCP at %s is off: install agent-memory[mcp]", PATH)
 

@@ -512,6 +512,18 @@ async def test_stdio_without_redis_configured_starts_an_embedded_server_that_kee
     assert [m["content"] for m in read["messages"]] == ["remember me"]
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"},
+    },
+}
+
+
 def test_sigterm_stops_stdio_and_its_embedded_server_with_exit_0(tmp_path: Path) -> None:
     env = clean_env(AGENT_MEMORY_DATA_DIR=str(tmp_path / "data"))
     log = tmp_path / "mcp.log"
@@ -529,7 +541,12 @@ def test_sigterm_stops_stdio_and_its_embedded_server_with_exit_0(tmp_path: Path)
                 time.sleep(0.05)
             lock = tmp_path / "data" / "redis" / "serve.lock"
             server_pid = int(lock.read_text().split()[0])
-            proc.send_signal(signal.SIGTERM)
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            proc.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
+            proc.stdin.flush()
+            assert json.loads(proc.stdout.readline())["id"] == 1  # serving: reading stdin
+            proc.send_signal(signal.SIGTERM)  # with stdin still open
             assert proc.wait(timeout=TIMEOUT) == 0, log.read_text()
         finally:
             if proc.poll() is None:
