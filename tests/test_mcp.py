@@ -29,6 +29,7 @@ from agent_memory import AsyncConversationStore, ConversationStore, Settings
 from agent_memory.embedded import RedisProcess, free_port
 from agent_memory.mcp import HttpEndpoint, create_server
 from api.app import create_app
+from tests.support.settings import make_settings
 
 EXE = Path(sys.executable).with_name("agent-memory")
 KEYS = "key-a:tenant-a,key-b:tenant-b"
@@ -48,17 +49,15 @@ TIMEOUT = 30.0
 
 
 def make_config(**values: Any) -> Settings:
-    """Only what the test says (the developer's environment is ignored)."""
+    """The tests' keys and limits, plus ``values`` (nothing from the environment)."""
     base = {
-        "redis_url": None,
-        "redis_host": None,
         "api_keys": KEYS,
         "admin_keys": "key-admin",
         "max_page_size": MAX_PAGE,
         "max_messages_per_request": MAX_MESSAGES,
         "max_message_bytes": MAX_BYTES,
     }
-    return Settings.model_validate({**base, **values})
+    return make_settings(**{**base, **values})
 
 
 def auth(key: str) -> dict[str, str]:
@@ -148,9 +147,11 @@ async def test_tools_are_listed_with_descriptions_schemas_and_the_configured_lim
         assert listed["get_messages"].input_schema["required"] == ["conversation_id"]
         messages = listed["append_messages"].input_schema["properties"]["messages"]
         assert (messages["minItems"], messages["maxItems"]) == (1, MAX_MESSAGES)
-        assert listed["get_messages"].annotations.read_only_hint is True
-        assert listed["append_messages"].annotations.idempotent_hint is True
-        assert listed["delete_conversation"].annotations.destructive_hint is True
+        hints = {name: tool.annotations for name, tool in listed.items()}
+        assert all(hints.values())
+        assert getattr(hints["get_messages"], "read_only_hint", None) is True
+        assert getattr(hints["append_messages"], "idempotent_hint", None) is True
+        assert getattr(hints["delete_conversation"], "destructive_hint", None) is True
 
 
 async def test_every_tool_over_http(serve: Any) -> None:
@@ -401,11 +402,12 @@ async def test_redis_down_is_a_tool_error_saying_retrying_with_the_same_ids_is_s
     dead_url = f"redis://127.0.0.1:{free_port()}/2"
     dead = connection.async_client(make_config(redis_url=dead_url, retries=0))
     async with app_on(dead, retries=0) as app, over_http(app, "key-a") as s:
-        for tool, arguments in [
+        calls: list[tuple[str, dict[str, Any]]] = [
             ("append_messages", {"conversation_id": "c", "messages": TURN}),
             ("get_messages", {"conversation_id": "c"}),
             ("list_conversations", {}),
-        ]:
+        ]
+        for tool, arguments in calls:
             text = await error(s, tool, **arguments)
             assert text.startswith("store_unavailable: the memory store is unavailable"), text
             assert "retrying it with the same message ids" in text
