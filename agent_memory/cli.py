@@ -1,4 +1,5 @@
-"""The ``agent-memory`` command line: ``serve``, ``doctor``, ``stats``, ``export``, ``import``.
+"""The ``agent-memory`` command line: ``serve``, ``mcp``, ``doctor``, ``stats``, ``export``,
+``import``.
 
 Each command builds its own ``Settings()`` (the environment is read then, not at import) and
 imports what it needs inside the function, so ``agent-memory --help`` stays fast and the library
@@ -42,11 +43,11 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _redis_for(settings: Settings) -> Iterator[Settings]:
+def _redis_for(settings: Settings, *, err: bool = False) -> Iterator[Settings]:
     """The settings to serve with: as given, or pointed at an embedded server started here
-    (AOF on, in ``data_dir/redis``) and stopped on the way out."""
+    (AOF on, in ``data_dir/redis``) and stopped on the way out. ``err``: say so on stderr."""
     if not settings.embedded:
-        typer.echo(f"agent-memory: using Redis at {settings.url} (DB {settings.redis_db})")
+        typer.echo(f"agent-memory: using Redis at {settings.url} (DB {settings.redis_db})", err=err)
         yield settings
         return
     from agent_memory.embedded import RedisProcess
@@ -58,12 +59,13 @@ def _redis_for(settings: Settings) -> Iterator[Settings]:
             record(server.pid, server.port)
             typer.echo(
                 f"agent-memory: embedded Redis at {server.url} (DB {settings.redis_db}), "
-                f"data (AOF) in {server.data_dir}"
+                f"data (AOF) in {server.data_dir}",
+                err=err,
             )
             yield settings.model_copy(update={"redis_url": f"{server.url}/{settings.redis_db}"})
         finally:
             server.stop()
-            typer.echo("agent-memory: embedded Redis stopped")
+            typer.echo("agent-memory: embedded Redis stopped", err=err)
 
 
 @contextlib.contextmanager
@@ -149,6 +151,46 @@ def serve(
                 workers=1,
                 log_level="info",
             )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def mcp(
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve this tenant's conversations, the ones its API keys see (default: "
+            "AGENT_MEMORY_MCP_TENANT; unset: those of the API without keys)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the memory tools over MCP on stdin/stdout, for an MCP client to launch.
+
+    Redis: REDIS_URL or REDIS_HOST; with neither, the embedded server of a running
+    'agent-memory serve' on AGENT_MEMORY_DATA_DIR, else an embedded server of its own (AOF on,
+    stopped on exit). Everything it says goes to stderr: stdout carries the protocol."""
+    try:
+        import anyio
+
+        from agent_memory import mcp as tools
+    except ImportError:
+        _refuse("the MCP tools need the mcp extra: pip install 'agent-memory[mcp]'")
+    from agent_memory.errors import InvalidInput
+
+    settings = _settings_for(None)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with _redis_for(settings, err=True) as effective:
+            anyio.run(tools.serve_stdio, effective, tenant or settings.mcp_tenant)
+    except InvalidInput as exc:
+        _refuse(str(exc))
+    except SystemExit:
+        # SIGTERM: the store is closed and the embedded server stopped, but a worker thread
+        # still blocks reading stdin, and a normal exit would wait for it (for ever, if the
+        # client keeps stdin open).
+        sys.stderr.flush()
+        os._exit(0)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -58,6 +58,12 @@ def decode_id(encoded: str) -> str:
     return out.decode()
 
 
+def tenant_prefix(prefix: str, tenant: str) -> str:
+    """The key prefix of one tenant's conversations, ``P:t:<encoded tenant>``: the REST API's
+    keys of that tenant and ``agent-memory mcp --tenant`` use the same one."""
+    return f"{prefix}:t:{encode_id(tenant)}"
+
+
 def validate_id(value: object, what: str = "conversation id") -> str:
     """Return ``value`` if it is a usable id, else raise InvalidConversationId naming it."""
     if not isinstance(value, str):

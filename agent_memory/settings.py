@@ -147,6 +147,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=_env("AGENT_MEMORY_HOST", "host"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("AGENT_MEMORY_PORT", "port"))
 
+    # -- MCP over stdio (`agent-memory mcp`) ---------------------------------------------
+    mcp_tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        validation_alias=_env("AGENT_MEMORY_MCP_TENANT", "mcp_tenant"),
+    )
+    """Serve this tenant's conversations (the prefix its API keys use); unset: the bare prefix."""
+
     @field_validator("redis_sentinels")
     @classmethod
     def _check_sentinels(cls, value: str | None) -> str | None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from agent_memory import __version__
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.settings import Settings
-from api import errors
+from api import errors, mcp
 from api.deps import ApiState
 from api.routes import cache, conversations, health, messages, metrics
 from api.telemetry import Metrics, MetricsMiddleware
@@ -26,7 +26,8 @@ log = logging.getLogger("agent_memory.api")
 DESCRIPTION = """Durable conversation memory for AI agents, on plain Redis.
 
 Errors are `{"error": {"code", "message", "field"}}`. With API keys configured, every route but
-`/health` needs `Authorization: Bearer <key>`."""
+`/health` needs `Authorization: Bearer <key>`. MCP (streamable HTTP) is served at `/mcp` with the
+same keys and tenants."""
 
 
 def create_app(
@@ -46,7 +47,8 @@ def create_app(
                 "(key:tenant,...) to require API keys"
             )
         try:
-            yield
+            async with mcp.running(app):
+                yield
         finally:
             if store is None:
                 await base.aclose()
@@ -58,4 +60,5 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=telemetry)
     for module in (health, conversations, messages, cache, metrics):
         app.include_router(module.router)
+    mcp.mount(app)
     return app
