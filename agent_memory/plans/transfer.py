@@ -17,7 +17,7 @@ from agent_memory.replies import entries as stream_entries
 from agent_memory.replies import string_map, texts
 
 CHUNK = 500  # messages per XRANGE / per restore call
-INDEX_FIELDS = ("index_user", "index_agent")  # key names: recomputed for the target prefix
+INDEX_FIELDS = ("index_user", "index_agent", "index_pair")  # key names: made for the new prefix
 
 
 class TransferPlans(PlanContext):
@@ -65,10 +65,8 @@ class TransferPlans(PlanContext):
         """Restore one chunk of (cursor, message id or '', payload) entries of an absent
         conversation; with ``final``, also its metadata and index entries. Returns (status,
         added): status 1 restored, 0 exists (skipped), -1 expired (skipped)."""
-        keys = self.config.keys
-        user_index = keys.index_user(meta["user_id"]) if "user_id" in meta else ""
-        agent_index = keys.index_agent(meta["agent_id"]) if "agent_id" in meta else ""
-        argv: list[Any] = [expires_at_ms, conversation_id, int(final), user_index, agent_index]
+        named = self._index_names(meta.get("user_id"), meta.get("agent_id"))
+        argv: list[Any] = [expires_at_ms, conversation_id, int(final), *named]
         argv.append(len(meta))
         for name, value in meta.items():
             argv += (name, value)
@@ -77,9 +75,7 @@ class TransferPlans(PlanContext):
         script = Call.run(scripts.RESTORE, self._script_keys(conversation_id), argv)
         ((status, added),) = yield [script]
         if final and status == 1 and self.config.cluster:
-            yield self._restored_index_calls(
-                conversation_id, meta, expires_at_ms, user_index, agent_index
-            )
+            yield self._restored_index_calls(conversation_id, meta, expires_at_ms, *named)
         return int(status), int(added)
 
     def _restored_index_calls(
@@ -88,7 +84,12 @@ class TransferPlans(PlanContext):
         """Cluster mode: the index entries of a restored conversation, at its last activity,
         each index living at least until the conversation expires."""
         score = int(meta.get("updated_at", meta.get("created_at", "0")))
-        batch: Batch = []
+        marker = self.config.keys.ttl_marker
+        batch: Batch = [  # the TTL marker covers this entry (see restore.lua)
+            Call(("ZADD", marker, "GT", expires_at_ms - score, "ttl")),
+            Call(("PEXPIREAT", marker, expires_at_ms, "NX")),
+            Call(("PEXPIREAT", marker, expires_at_ms, "GT")),
+        ]
         for key in (self.config.keys.index_all, *named):
             if key:
                 batch += [
