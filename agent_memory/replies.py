@@ -49,8 +49,15 @@ def entry_payload(fields: Any) -> bytes | str:
 
 
 def entries(reply: Iterable[Any]) -> list[tuple[str, bytes | str]]:
-    """(cursor, payload) of each entry of an XRANGE / XREVRANGE reply."""
-    return [(text(cursor), entry_payload(fields)) for cursor, fields in reply]
+    """(cursor, payload) of each entry of an XRANGE / XREVRANGE reply; an entry without a
+    message field (another writer's) has the payload ``b""``, which no reader takes."""
+    out: list[tuple[str, bytes | str]] = []
+    for cursor, fields in reply:
+        try:
+            out.append((text(cursor), entry_payload(fields)))
+        except InvalidInput:
+            out.append((text(cursor), b""))
+    return out
 
 
 def scored(reply: Sequence[Any], errors: str = "strict") -> list[tuple[str, float]]:

@@ -21,9 +21,10 @@ from agent_memory.errors import (
     ConversationExists,
     ConversationNotFound,
     InvalidInput,
-    MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
+    TooLarge,
+    UnreadableRecord,
     VersionConflict,
 )
 
@@ -36,10 +37,11 @@ _STATUS: tuple[tuple[type[AgentMemoryError], int, str], ...] = (
     (ConversationNotFound, 404, "not_found"),
     (ConversationExists, 409, "conflict"),
     (VersionConflict, 412, "version_conflict"),
-    (MessageTooLarge, 413, "too_large"),
+    (TooLarge, 413, "too_large"),  # MessageTooLarge too
     (InvalidInput, 422, "invalid_input"),
     (StoreUnavailable, 503, "store_unavailable"),
     (ServerUnsupported, 501, "server_unsupported"),
+    (UnreadableRecord, 500, "unreadable_record"),  # another program wrote the key
 )
 _HTTP_CODES = {
     400: "bad_request",
@@ -113,11 +115,11 @@ def _allowed_methods(request: Request) -> str:
 
 def _field_of(loc: tuple[int | str, ...]) -> str:
     """``("body", "messages", 0, "role")`` -> ``messages[0].role``; ``("query", "limit")`` ->
-    ``limit``."""
+    ``limit``. A key that cannot be written as UTF-8 (a lone surrogate) is shown escaped."""
     out = ""
     for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
+    return out.encode("utf-8", "backslashreplace").decode() or "body"
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent_memory import scripts
+from agent_memory.errors import UnreadableRecord
 from agent_memory.keys import decode_id, glob_escape
 from agent_memory.plan import Batch, Call, Plan
 from agent_memory.plans.context import SCAN_COUNT, PlanContext
@@ -34,7 +35,14 @@ class TransferPlans(PlanContext):
         meta, expiry = yield [Call(("HGETALL", meta_key)), Call(("PEXPIRETIME", meta_key))]
         if not meta:
             return None
-        fields = string_map(meta)
+        try:
+            fields = string_map(meta)
+        except UnicodeDecodeError:
+            raise UnreadableRecord(
+                f"the metadata of conversation {conversation_id!r} is not UTF-8 (not written by "
+                "agent-memory?)",
+                field="metadata",
+            ) from None
         for name in (*INDEX_FIELDS, "id"):
             fields.pop(name, None)
         return {
