@@ -120,7 +120,7 @@ async def test_metadata_too_deep_is_refused_at_create_and_update(drv: Any) -> No
 def test_the_depth_limit_is_a_setting() -> None:
     assert settings_of().max_json_depth == 64
     assert settings_of(AGENT_MEMORY_MAX_JSON_DEPTH="12").max_json_depth == 12
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_json_depth"):
         settings_of(max_json_depth=255)  # beyond what orjson reads
     with pytest.raises(InvalidMessage):
         encode_record(user([nest(12)]), 10_000, max_depth=12)
