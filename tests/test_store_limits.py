@@ -5,6 +5,7 @@ user and agent together costs a page, not the user's whole index."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -64,7 +65,8 @@ async def test_a_full_redis_is_store_unavailable_503_and_a_warning(
     client = full_server.client(db=2)
     store = ConversationStore(client, settings=settings_of())
     error = _fill(store)
-    assert "full" in str(error) and "maxmemory" in str(error)
+    assert "full" in str(error)
+    assert "maxmemory" in str(error)
     assert "retrying with the same message ids / idempotency key is safe" in str(error)
     assert store.get_messages("fill-0", limit=1)  # reads still work
 
@@ -187,11 +189,18 @@ def test_an_import_keeps_its_entries_from_being_pruned_by_later_writes(backend: 
 
     store = ConversationStore(backend.client, settings=settings_of(ttl_seconds=60))
     now = int(time.time() * 1000)
-    lines = [
-        '{"type":"conversation","id":"old","meta":{"created_at":"%d","updated_at":"%d",'
-        '"user_id":"u","agent_id":"a"},"expires_at_ms":%d}'
-        % (now - 500_000, now - 500_000, now + 600_000),
-    ]
+    head = {
+        "type": "conversation",
+        "id": "old",
+        "meta": {
+            "created_at": str(now - 500_000),
+            "updated_at": str(now - 500_000),
+            "user_id": "u",
+            "agent_id": "a",
+        },
+        "expires_at_ms": now + 600_000,
+    }
+    lines = [json.dumps(head)]
     import_jsonl(store, lines)
     store.append("fresh", [user("x")])  # the imported entry is 500 s old, its TTL 60 s here
     assert store.client.zscore(store.keys.index_all, "old") is not None
