@@ -15,8 +15,6 @@ from agent_memory.errors import (
     MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
-    TooLarge,
-    UnreadableRecord,
     VersionConflict,
 )
 from agent_memory.langchain import RedisChatMessageHistory
@@ -46,9 +44,7 @@ __all__ = [
     "Settings",
     "StoreUnavailable",
     "StoredMessage",
-    "TooLarge",
     "ToolCall",
-    "UnreadableRecord",
     "VersionConflict",
     "__version__",
 ]

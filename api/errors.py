@@ -4,9 +4,8 @@ Each error status has one entry in :data:`STATUSES` (its stable code and the des
 OpenAPI document gives it). Store errors map by class, one exception handler each (Starlette
 picks the handler of the nearest base class): not found 404, exists 409, stale version 412,
 too large 413, bad input 422, Redis unreachable 503 with ``Retry-After``, unsupported server
-501, a record another program wrote 502 naming it, any other store error 502; request
-validation errors name the field; anything unexpected is a 500 with a generic message
-(logged, no traceback sent).
+501, any other store error 502; request validation errors name the field; anything
+unexpected is a 500 with a generic message (logged, no traceback sent).
 """
 
 from __future__ import annotations
@@ -26,10 +25,9 @@ from agent_memory.errors import (
     ConversationExists,
     ConversationNotFound,
     InvalidInput,
+    MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
-    TooLarge,
-    UnreadableRecord,
     VersionConflict,
 )
 from api.schemas import ErrorBody
@@ -59,11 +57,10 @@ _STORE_STATUS: dict[type[AgentMemoryError], int] = {
     ConversationNotFound: 404,
     ConversationExists: 409,
     VersionConflict: 412,
-    TooLarge: 413,  # MessageTooLarge too
+    MessageTooLarge: 413,
     InvalidInput: 422,
     StoreUnavailable: 503,
     ServerUnsupported: 501,
-    UnreadableRecord: 502,  # another program wrote the key: named, never a bare 500
 }
 
 Handler = Callable[[Request, Exception], JSONResponse]
@@ -148,11 +145,11 @@ def _allowed_methods(request: Request) -> str:
 
 def _field_of(loc: tuple[int | str, ...]) -> str:
     """``("body", "messages", 0, "role")`` -> ``messages[0].role``; ``("query", "limit")`` ->
-    ``limit``. A key that cannot be written as UTF-8 (a lone surrogate) is shown escaped."""
+    ``limit``."""
     out = ""
     for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out.encode("utf-8", "backslashreplace").decode() or "body"
+    return out or "body"
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
