@@ -6,6 +6,34 @@
 local SEP = '\0'
 local MESSAGES = 'am.messages' .. SEP -- a messages value kept as a reference to the stream
 
+-- A checkpoint's head, the data hash's field ``c NUL ns NUL id``: its value names (channel NUL
+-- version, joined by \1), parent id and run id, each as "<length>:<bytes>", then its record.
+-- Returns names, parent, run and where the record starts.
+local function parse_head(value)
+  local parts, at = {}, 1
+  for i = 1, 3 do
+    local colon = string.find(value, ':', at, true)
+    local n = tonumber(string.sub(value, at, colon - 1))
+    parts[i] = string.sub(value, colon + 1, colon + n)
+    at = colon + n + 1
+  end
+  return parts[1], parts[2], parts[3], at
+end
+
+-- The namespace of a checkpoint member (ns NUL id).
+local function ns_of(member)
+  return string.match(member, '^[^%z]*')
+end
+
+-- The data hash fields of the values named in a head, in namespace ``ns``.
+local function value_fields(ns, names)
+  local fields = {}
+  for name in string.gmatch(names, '[^\1]+') do
+    fields[#fields + 1] = 'b' .. SEP .. ns .. SEP .. name
+  end
+  return fields
+end
+
 -- The stored payload of a stream entry (false if none).
 local function entry_payload(cursor)
   local entry = redis.call('XRANGE', KEYS[1], cursor, cursor)[1]

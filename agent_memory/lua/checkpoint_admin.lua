@@ -10,13 +10,14 @@ local conv_id = ARGV[2]
 local op = ARGV[3]
 
 local function drop(member)
-  local fields = {'c' .. SEP .. member, 'v' .. SEP .. member, 'r' .. SEP .. member,
-    'p' .. SEP .. member}
-  local run = redis.call('HGET', KEYS[6], fields[3])
-  if run then
-    redis.call('ZREM', KEYS[8], run .. SEP .. member)
+  local head = redis.call('HGET', KEYS[6], 'c' .. SEP .. member)
+  if head then
+    local _, _, run = parse_head(head)
+    if run ~= '' then
+      redis.call('ZREM', KEYS[8], run .. SEP .. member)
+    end
   end
-  redis.call('HDEL', KEYS[6], unpack(fields))
+  redis.call('HDEL', KEYS[6], 'c' .. SEP .. member)
   redis.call('ZREM', KEYS[5], member)
   redis.call('ZREMRANGEBYLEX', KEYS[7], '[' .. member .. SEP, '[' .. member .. SEP .. '\255')
 end
@@ -28,8 +29,9 @@ local function collect()
   local fields = redis.call('HKEYS', KEYS[6])
   for _, field in ipairs(fields) do
     local kind = string.sub(field, 1, 2)
-    if kind == 'v' .. SEP then
-      for name in string.gmatch(redis.call('HGET', KEYS[6], field), '[^\1]+') do
+    if kind == 'c' .. SEP then
+      local value_names = parse_head(redis.call('HGET', KEYS[6], field))
+      for _, name in ipairs(value_fields(ns_of(string.sub(field, 3)), value_names)) do
         names[name] = true
       end
     elseif kind == 'b' .. SEP then

@@ -1,9 +1,8 @@
 -- Store one LangGraph checkpoint: its record, its new channel values and, for the messages
 -- channel of the root namespace, a reference to the thread's stream, to which the messages
 -- not stored yet are appended (the entry format of append.lua).
--- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 record, 5 the names of its values'
--- fields (joined by \1), 6 run id or '', 7 parent id or '', 8 n, then n (field, value) pairs;
--- then the messages
+-- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 its head (see parse_head), 5 run
+-- id or '', 6 n, then n (field, value) pairs; then the messages
 -- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs.
 -- A reference is "count from to from to ...": the count, then inclusive cursor ranges.
 -- Returns {1, reference or ''}, or {0, i} storing nothing when the i-th message's id is in
@@ -11,9 +10,9 @@
 local ttl = tonumber(ARGV[1])
 local conv_id = ARGV[2]
 local member = ARGV[3]
-local run = ARGV[6]
-local n = tonumber(ARGV[8])
-local msg_at = 9 + 2 * n
+local run = ARGV[5]
+local n = tonumber(ARGV[6])
+local msg_at = 7 + 2 * n
 local msg_field = ARGV[msg_at] or ''
 local now = now_ms()
 local added = 0
@@ -86,13 +85,11 @@ if msg_field ~= '' then
 end
 
 redis.call('ZADD', KEYS[5], 0, member)
-redis.call('HSET', KEYS[6], 'c' .. SEP .. member, ARGV[4], 'v' .. SEP .. member, ARGV[5],
-  'p' .. SEP .. member, ARGV[7])
-for i = 9, 8 + 2 * n, 2 do
+redis.call('HSET', KEYS[6], 'c' .. SEP .. member, ARGV[4])
+for i = 7, 6 + 2 * n, 2 do
   redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
 end
 if run ~= '' then
-  redis.call('HSET', KEYS[6], 'r' .. SEP .. member, run)
   redis.call('ZADD', KEYS[8], 0, run .. SEP .. member)
 end
 ensure_meta(conv_id, now, added)

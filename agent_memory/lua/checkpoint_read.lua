@@ -37,14 +37,11 @@ local function messages(ref)
 end
 
 local function load(member)
-  local head = redis.call('HMGET', KEYS[6], 'c' .. SEP .. member, 'v' .. SEP .. member)
-  if not head[1] then
+  local head = redis.call('HGET', KEYS[6], 'c' .. SEP .. member)
+  if not head then
     return false
   end
-  local fields = {}
-  for name in string.gmatch(head[2], '[^\1]+') do
-    fields[#fields + 1] = name
-  end
+  local fields = value_fields(ns_of(member), (parse_head(head)))
   local values = {}
   if #fields > 0 then
     local got = redis.call('HMGET', KEYS[6], unpack(fields))
@@ -57,7 +54,7 @@ local function load(member)
       values[#values + 1] = value
     end
   end
-  return {member, head[1], values, writes_of(member)}
+  return {member, head, values, writes_of(member)}
 end
 
 
@@ -71,15 +68,17 @@ local function history(ns, target, channels)
     end
   end
   local out = {}
-  local parent = target and redis.call('HGET', KEYS[6], 'p' .. SEP .. target)
+  local first = target and redis.call('HGET', KEYS[6], 'c' .. SEP .. target)
+  local parent = first and select(2, parse_head(first))
   while parent and parent ~= '' and left > 0 do
     local member = ns .. SEP .. parent
-    local head = redis.call('HMGET', KEYS[6], 'v' .. SEP .. member, 'p' .. SEP .. member)
-    if not head[1] then
+    local head = redis.call('HGET', KEYS[6], 'c' .. SEP .. member)
+    if not head then
       break
     end
+    local names, next_parent = parse_head(head)
     local seeds = {}
-    for name in string.gmatch(head[1], '[^\1]+') do
+    for _, name in ipairs(value_fields(ns, names)) do
       local channel = string.match(name, '^b%z[^%z]*%z([^%z]*)%z')
       if channel and remaining[channel] then
         local value = redis.call('HGET', KEYS[6], name)
@@ -96,7 +95,7 @@ local function history(ns, target, channels)
     for j = 1, #seeds, 2 do
       remaining[seeds[j]], left = nil, left - 1
     end
-    parent = head[2]
+    parent = next_parent
   end
   return out
 end

@@ -11,7 +11,14 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_memory import scripts
 from agent_memory.plan import Call, Plan
-from agent_memory.plans.checkpoint_format import EMPTY, SEP, Target, as_bytes, unframe
+from agent_memory.plans.checkpoint_format import (
+    EMPTY,
+    SEP,
+    Target,
+    as_bytes,
+    head_record,
+    unframe,
+)
 from agent_memory.plans.checkpoint_messages import MESSAGES_CHANNEL, Known
 from agent_memory.plans.conversations import ConversationPlans
 
@@ -66,10 +73,10 @@ class CheckpointContext:
     # -- what the read script returns -------------------------------------------------------
     def _tuple(self, thread_id: str, found: Sequence[Any]) -> CheckpointTuple:
         """{checkpoint, record, values, writes} as a CheckpointTuple."""
-        name, record, values, writes = found
+        name, stored_head, values, writes = found
         ns_raw, _, id_raw = as_bytes(name).partition(SEP)
         ns, checkpoint_id = ns_raw.decode(), id_raw.decode()
-        saved = self.serde.loads_typed(unframe(as_bytes(record)))
+        saved = self.serde.loads_typed(unframe(head_record(as_bytes(stored_head))))
         channel_values: dict[str, Any] = {}
         for i in range(0, len(values), 2):
             value = values[i + 1]

@@ -1,8 +1,9 @@
 """How LangGraph checkpoints are laid out in a thread's keys: names, framing, config parsing.
 
 Pure helpers for the checkpoint plans (:mod:`.checkpoints`). A checkpoint is the member
-``ns NUL checkpoint_id`` of the thread's checkpoint zset; its record, value names, parent and
-run are fields ``c``/``v``/``p``/``r`` NUL member of the data hash; a channel value is the field
+``ns NUL checkpoint_id`` of the thread's checkpoint zset; its *head* is the field ``c NUL
+member`` of the data hash (:func:`head`: value names, parent, run, record); a channel value is
+the field
 ``b NUL ns NUL channel NUL version``, stored as ``type NUL bytes`` of ``serde.dumps_typed``;
 a pending write is a member ``ns NUL id NUL task_path NUL task_id NUL idx NUL channel NUL
 value`` of the writes zset (lex order = ``writes_sort_key``). So no name may hold NUL or \\x01
@@ -58,6 +59,22 @@ def member(ns: str, checkpoint_id: str) -> bytes:
 
 def value_field(ns: str, channel: str, version: Any) -> bytes:
     return b"b" + SEP + ns.encode() + SEP + part(channel, "channel") + SEP + str(version).encode()
+
+
+def head(names: list[bytes], parent: bytes, run: bytes, record: bytes) -> bytes:
+    """A checkpoint's head: the names of its values (``channel NUL version``, joined by \x01),
+    its parent id and run id, each as ``<length>:<bytes>`` (lua/_checkpoint.lua's
+    ``parse_head`` reads them), then its record."""
+    return b"".join(b"%d:%s" % (len(x), x) for x in (NAMES_SEP.join(names), parent, run)) + record
+
+
+def head_record(value: bytes) -> bytes:
+    """The record part of a head."""
+    at = 0
+    for _ in range(3):
+        colon = value.index(b":", at)
+        at = colon + 1 + int(value[at:colon])
+    return value[at:]
 
 
 def write_key(task_path: bytes, task_id: bytes, position: int) -> bytes:

@@ -36,10 +36,10 @@ from agent_memory.plan import Call, Plan
 from agent_memory.plans.checkpoint_admin import CheckpointAdminPlans
 from agent_memory.plans.checkpoint_format import (
     EMPTY,
-    NAMES_SEP,
     SEP,
     Target,
     frame,
+    head,
     member,
     part,
     value_field,
@@ -70,28 +70,25 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         meta = get_checkpoint_metadata(config, metadata)
         run = meta.get("run_id")
         run_id = part(str(run), "run_id") if run is not None else b""
-        record = {"checkpoint": saved, "metadata": meta, "parent": target.checkpoint_id}
         versions = checkpoint["channel_versions"]
-        head = [
-            self._ttl,
-            target.thread_id,
-            member(ns, checkpoint_id),
-            frame(self.serde.dumps_typed(record)),
-            NAMES_SEP.join(value_field(ns, c, v) for c, v in versions.items()),
-            run_id,
-            (target.checkpoint_id or "").encode(),
-        ]
+        record = {"checkpoint": saved, "metadata": meta, "parent": target.checkpoint_id}
+        names = [part(c, "channel") + SEP + str(v).encode() for c, v in versions.items()]
+        parent = (target.checkpoint_id or "").encode()
+        stored_head = head(names, parent, run_id, frame(self.serde.dumps_typed(record)))
+        head_args = [self._ttl, target.thread_id, member(ns, checkpoint_id), stored_head, run_id]
         pairs, messages = self._values(ns, values, new_versions)
         calls: list[Call] = []
         if run_id and self.store.config.cluster:
             calls = self._run_index_calls([run_id], target.thread_id)
         if messages is not None:
-            stored = yield from self._put_messages(target.thread_id, head, pairs, messages, calls)
+            stored = yield from self._put_messages(
+                target.thread_id, head_args, pairs, messages, calls
+            )
             if stored:
                 return target.config(checkpoint_id)
             pairs += (messages[0], frame(self.serde.dumps_typed(messages[1])))
             self.known.remember(target.thread_id, messages[1], FULL)
-        yield from self._put_call(target.thread_id, [*head, len(pairs) // 2, *pairs], calls)
+        yield from self._put_call(target.thread_id, [*head_args, len(pairs) // 2, *pairs], calls)
         return target.config(checkpoint_id)
 
     def _values(
@@ -114,7 +111,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
     def _put_messages(
         self,
         thread_id: str,
-        head: list[Any],
+        head_args: list[Any],
         pairs: list[bytes],
         messages: tuple[bytes, list[BaseMessage]],
         calls: list[Call],
@@ -125,7 +122,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         section = self.known.section(thread_id, value, self.store.config.max_message_bytes)
         if section is None:
             return False
-        argv = [*head, len(pairs) // 2, *pairs, name, *section]
+        argv = [*head_args, len(pairs) // 2, *pairs, name, *section]
         reply = yield from self._put_call(thread_id, argv, calls)
         if reply[0]:
             self.known.remember(thread_id, value, text(reply[1]))
