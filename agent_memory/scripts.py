@@ -32,6 +32,7 @@ UPDATE = _load("update")
 DELETE = _load("delete", prelude=False)
 PRUNE = _load("prune", prelude=False)
 RESTORE = _load("restore")
+DELETE_IF_LENGTH = _load("delete_if_length", prelude=False)  # the peers' lists (migrate.py)
 # LangGraph checkpoints (agent_memory.langgraph): the prelude, then lua/_checkpoint.lua.
 CHECKPOINT_PUT = _load("checkpoint_put", extra=("_checkpoint",))
 CHECKPOINT_WRITES = _load("checkpoint_writes", extra=("_checkpoint",))
@@ -44,6 +45,7 @@ ALL = (
     DELETE,
     PRUNE,
     RESTORE,
+    DELETE_IF_LENGTH,
     CHECKPOINT_PUT,
     CHECKPOINT_WRITES,
     CHECKPOINT_READ,
