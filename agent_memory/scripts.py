@@ -32,4 +32,5 @@ UPDATE = _load("update")
 DELETE = _load("delete", prelude=False)
 PRUNE = _load("prune", prelude=False)
 RESTORE = _load("restore")
-ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE)
+POP = _load("pop")  # the Agents SDK session's pop_item
+ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, POP)
