@@ -10,6 +10,7 @@ import asyncio
 import collections.abc
 import json
 import os
+import random
 import sys
 import types
 import typing
@@ -26,7 +27,7 @@ import redis.asyncio
 import typing_extensions
 from agents import Agent, RunConfig, Runner, function_tool
 from agents.items import ModelResponse
-from agents.memory import SessionABC
+from agents.memory import SessionABC, SQLiteSession
 from agents.memory.session_settings import SessionSettings
 from agents.models.interface import Model
 from agents.usage import Usage
@@ -295,6 +296,35 @@ async def test_bad_session_ids_are_refused() -> None:
         RedisSession("", redis_url="redis://127.0.0.1:1/2")
     with pytest.raises(InvalidConversationId):
         RedisSession("a\x00b", redis_url="redis://127.0.0.1:1/2")
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_the_sdk_sqlite_session_is_the_oracle(
+    new_session: Callable[..., RedisSession], seed: int
+) -> None:
+    """Random add / get(limit) / pop / clear sequences give what the SDK's own SQLiteSession
+    gives for the same calls."""
+    rng = random.Random(seed)
+    pool = every_item_type() + REALISTIC
+    ours, oracle = new_session(f"oracle-{seed}"), SQLiteSession(f"oracle-{seed}")
+    try:
+        for _ in range(120):
+            op = rng.choices(["add", "get", "pop", "clear"], weights=[5, 4, 3, 0.2])[0]
+            if op == "add":
+                batch = rng.sample(pool, rng.randint(1, 4))
+                await ours.add_items(batch)
+                await oracle.add_items(batch)
+            elif op == "get":
+                limit = rng.choice([None, 0, 1, 3, 10, 1000])
+                assert await ours.get_items(limit) == await oracle.get_items(limit)
+            elif op == "pop":
+                assert await ours.pop_item() == await oracle.pop_item()
+            else:
+                await ours.clear_session()
+                await oracle.clear_session()
+        assert await ours.get_items() == await oracle.get_items()
+    finally:
+        oracle.close()
 
 
 # -- a real Runner over several turns -------------------------------------------------------
