@@ -1,18 +1,85 @@
-"""What the sync and async stores share besides the plans: construction and configuration."""
+"""What the sync and async drivers share besides the plans: construction, configuration, and
+the pure parts of carrying a batch (cluster routing and slots, NOSCRIPT, refusals, signatures)."""
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio.cluster
 import redis.cluster
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, ResponseError
 
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
-from agent_memory.plan import PRIMARIES, Call
+from agent_memory.plan import PRIMARIES, Batch, Call
 from agent_memory.settings import Settings
 
 ClientT = TypeVar("ClientT")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def slot_of(key: str | bytes) -> int:
+    """A key's Redis Cluster hash slot (redis-py's CRC16), for the plans' ``key_slot``."""
+    return key_slot(key if isinstance(key, bytes) else key.encode())
+
+
+def refused(batch: Batch, exc: Exception) -> bool:
+    """True when ``exc`` is the server refusing the lone optional call of ``batch``: the
+    drivers then reply ``[None]`` instead of raising (connection errors still raise)."""
+    return (
+        len(batch) == 1
+        and batch[0].optional
+        and isinstance(exc, ResponseError)
+        and not isinstance(exc, NoScriptError)
+    )
+
+
+def noscript(batch: Batch, replies: list[Any]) -> list[int]:
+    """Positions to send again after the server answered NOSCRIPT (script not cached there
+    yet): the calls that failed so, and the calls after the first of them that are not
+    scripts (they may read what the script writes: :class:`~agent_memory.plan.Call`). A
+    script that did run (on a cluster, on another node) is not sent again."""
+    first = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
+    if first is None:
+        return []
+    return [
+        i
+        for i in range(first, len(batch))
+        if batch[i].script is None or isinstance(replies[i], NoScriptError)
+    ]
+
+
+def merged(replies: list[Any], positions: list[int], again: list[Any]) -> list[Any]:
+    """``replies`` with the replies of the calls sent again put in place; raises the first
+    error among them (as a pipeline does), so the drivers translate it."""
+    for i, reply in zip(positions, again, strict=True):
+        replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def described(method: F, plan: Callable[..., Any], owner: str) -> F:
+    """``method`` (a store's runner of ``plan``) with the plan's name, documentation and
+    signature, the return type being the plan's result instead of ``Plan[...]`` (for an
+    ``async def`` method: what awaiting it gives)."""
+    signature = inspect.signature(plan, eval_str=True)
+    result = typing.get_args(signature.return_annotation)[2]
+    self_param, *params = signature.parameters.values()
+    method.__name__ = plan.__name__
+    method.__qualname__ = f"{owner}.{plan.__name__}"
+    method.__doc__ = plan.__doc__
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_param.replace(name="self", annotation=owner), *params],
+        return_annotation=result,
+    )
+    method.__annotations__ = {p.name: p.annotation for p in params} | {"return": result}
+    return method
 
 
 class StoreBase(Generic[ClientT]):
@@ -34,17 +101,29 @@ class StoreBase(Generic[ClientT]):
         self._core = StoreCore(
             StoreConfig.from_settings(
                 self._settings, key_prefix=key_prefix, ttl=ttl, cluster=cluster
-            )
+            ),
+            key_slot=slot_of,
         )
 
-    def _route(self, call: Call) -> dict[str, Any]:
-        """redis-py's ``target_nodes`` for a call with a cluster target (none otherwise)."""
-        if call.target is None:
-            return {}
-        if call.target == PRIMARIES:
-            return {"target_nodes": PRIMARIES}
+    def _nodes(self, call: Call) -> list[Any]:
+        """The cluster nodes a call with a target goes to (redis-py ``ClusterNode`` s)."""
         client: Any = self._client
-        return {"target_nodes": client.get_node(node_name=call.target)}
+        if call.target == PRIMARIES:
+            return list(client.get_primaries())
+        return [client.get_node(node_name=call.target)]
+
+    @staticmethod
+    def _per_node(call: Call, nodes: list[Any], replies: list[Any]) -> Any:
+        """The plan's view of a call with a target: ``{node name: reply}`` for PRIMARIES, the
+        node's reply for one node, each reply as the node gave it (redis-py wraps even one
+        node's SCAN reply as ``({node: cursor}, keys)``; unwrapped here)."""
+        own = {}
+        for node, reply in zip(nodes, replies, strict=True):
+            if str(call.args[0]).upper() == "SCAN":
+                cursors, keys = reply
+                reply = (cursors[node.name], keys)
+            own[node.name] = reply
+        return own if call.target == PRIMARIES else own[nodes[0].name]
 
     @property
     def client(self) -> ClientT:

@@ -4,17 +4,17 @@ I/O only; every operation is a plan of the core."""
 
 from __future__ import annotations
 
-import functools
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError, ResponseError
 
-from agent_memory import connection, transfer
-from agent_memory._base import StoreBase
+from agent_memory import connection
+from agent_memory._base import StoreBase, described, merged, noscript, refused
 from agent_memory.core import StoreCore
-from agent_memory.plan import Batch, Plan, refused
+from agent_memory.plan import Batch, Call, Plan
 from agent_memory.settings import Settings
 
 T = TypeVar("T")
@@ -24,13 +24,13 @@ P = ParamSpec("P")
 def _op(
     plan: Callable[Concatenate[StoreCore, P], Plan[T]],
 ) -> Callable[Concatenate[AsyncConversationStore, P], Awaitable[T]]:
-    """A store coroutine that runs the core's plan of the same name (same signature and doc)."""
+    """A store coroutine that runs the core's plan of the same name (its signature and doc,
+    its result as what awaiting it gives)."""
 
-    @functools.wraps(plan)
     async def method(self: AsyncConversationStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._run(plan(self._core, *args, **kwargs))
+        return await self.run(plan(self._core, *args, **kwargs))
 
-    return method
+    return described(method, plan, "AsyncConversationStore")
 
 
 class AsyncConversationStore(StoreBase[Redis]):
@@ -61,25 +61,40 @@ class AsyncConversationStore(StoreBase[Redis]):
 
     # -- the driver ------------------------------------------------------------------------
     async def _send(self, batch: Batch, with_source: bool) -> list[Any]:
+        """The replies of ``batch``, a server's error refusing a call in its place."""
         if len(batch) == 1:
             call = batch[0]
-            return [
-                await self._client.execute_command(  # type: ignore[no-untyped-call]
-                    *call.command(with_source), **self._route(call)
-                )
-            ]
+            try:
+                if call.target is not None:
+                    return [await self._fan_out(call)]
+                return [
+                    await self._client.execute_command(  # type: ignore[no-untyped-call]
+                        *call.command(with_source)
+                    )
+                ]
+            except ResponseError as exc:
+                return [exc]
         pipe = self._client.pipeline(transaction=False)
         for call in batch:
             pipe.execute_command(*call.command(with_source))
-        replies: list[Any] = await pipe.execute()
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+    async def _fan_out(self, call: Call) -> Any:
+        """A call with a cluster target, sent to each of its nodes at once."""
+        nodes = self._nodes(call)
+        client: Any = self._client
+        replies = await asyncio.gather(
+            *(client.execute_command(*call.args, target_nodes=node) for node in nodes)
+        )
+        return self._per_node(call, nodes, list(replies))
 
     async def _execute(self, batch: Batch) -> list[Any]:
         try:
-            try:
-                return await self._send(batch, with_source=False)
-            except NoScriptError:  # first use on this server: EVAL caches the script
-                return await self._send(batch, with_source=True)
+            replies = await self._send(batch, with_source=False)
+            missing = noscript(batch, replies)  # first use on this server: EVAL caches it
+            again = await self._send([batch[i] for i in missing], True) if missing else []
+            return merged(replies, missing, again)
         except RedisError as exc:
             if refused(batch, exc):
                 return [None]
@@ -87,10 +102,8 @@ class AsyncConversationStore(StoreBase[Redis]):
 
     async def run(self, plan: Plan[T]) -> T:
         """Carry ``plan`` (the :mod:`agent_memory.plan` protocol) to Redis and back, a batch per
-        round trip, and return its result: how integrations run plans of their own."""
-        return await self._run(plan)
-
-    async def _run(self, plan: Plan[T]) -> T:
+        round trip, and return its result; the plan is closed on every path. How the store's
+        own methods and integrations that bring plans of their own run them."""
         try:
             batch = next(plan)
             while True:
@@ -98,8 +111,10 @@ class AsyncConversationStore(StoreBase[Redis]):
         except StopIteration as done:
             result: T = done.value
             return result
+        finally:
+            plan.close()
 
-    # -- operations: each one is the core's plan, run here --------------------------------
+    # -- operations: each one is the core's plan of the same name, run here ----------------
     ping = _op(StoreCore.ping)
     append = _op(StoreCore.append)
     get_messages = _op(StoreCore.get_messages)
@@ -113,8 +128,7 @@ class AsyncConversationStore(StoreBase[Redis]):
     clear_all = _op(StoreCore.clear_all)
     server_info = _op(StoreCore.server_info)
     count_conversations = _op(StoreCore.count_conversations)
-    # export / import (agent_memory.transfer): plans over the same core
-    export_scan = _op(transfer.scan_conversations)
-    export_head = _op(transfer.export_head)
-    export_chunk = _op(transfer.export_chunk)
-    import_chunk = _op(transfer.restore_chunk)
+    export_scan = _op(StoreCore.export_scan)
+    export_head = _op(StoreCore.export_head)
+    export_chunk = _op(StoreCore.export_chunk)
+    import_chunk = _op(StoreCore.import_chunk)

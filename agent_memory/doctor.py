@@ -17,6 +17,7 @@ from typing import Any, Literal
 import redis
 
 from agent_memory.keys import KeySchema
+from agent_memory.replies import decoded, text
 
 Level = Literal["ok", "warning", "risk"]
 
@@ -219,9 +220,9 @@ def _mib(n: int) -> str:
 
 def gather(client: redis.Redis, prefix: str) -> ServerFacts:
     """Ask the server (INFO, CONFIG GET, COMMAND INFO, SCAN over our prefix + PTTL)."""
-    facts = ServerFacts(info=_decoded(client.info("everything")))
+    facts = ServerFacts(info=decoded(client.info("everything")))
     with contextlib.suppress(redis.ResponseError):
-        facts.appendfsync = _decoded(client.config_get("appendfsync")).get("appendfsync")
+        facts.appendfsync = decoded(client.config_get("appendfsync")).get("appendfsync")
     facts.waitaof = has_waitaof(facts.info)
     _count_ttls(client, KeySchema(prefix).scan_pattern, facts)
     return facts
@@ -240,7 +241,7 @@ def _count_ttls(client: redis.Redis, pattern: str, facts: ServerFacts) -> None:
                 if ttl == -1:
                     facts.keys_without_ttl += 1
                     if len(facts.examples_without_ttl) < 3:
-                        facts.examples_without_ttl.append(_text(key))
+                        facts.examples_without_ttl.append(text(key, "replace"))
         if int(cursor) == 0:
             return
 
@@ -253,14 +254,6 @@ def diagnose(client: redis.Redis, prefix: str) -> list[Finding]:
     except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
         return [unreachable(exc)]
     return [Finding("ok", "reachability", "Redis answers."), *assess(facts, prefix)]
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _decoded(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-    return {_text(k): (_text(v) if isinstance(v, bytes) else v) for k, v in mapping.items()}
 
 
 _STYLE: dict[Level, tuple[str, str]] = {

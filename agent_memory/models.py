@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Role = Literal["user", "assistant", "system", "tool", "function", "chat"]
+from agent_memory.rules import MAX_MESSAGE_ID_LENGTH
+from agent_memory.rules import Role as Role
+
 ContentBlock = str | dict[str, Any]
 
 
@@ -33,7 +35,7 @@ class MessageFields(BaseModel):
 
     role: Role
     content: str | list[ContentBlock]
-    id: str | None = Field(None, min_length=1, max_length=256)
+    id: str | None = Field(None, min_length=1, max_length=MAX_MESSAGE_ID_LENGTH)
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None

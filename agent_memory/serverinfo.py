@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_memory.plan import text as _text
+from agent_memory.replies import config_value
+from agent_memory.replies import text as _text
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class ServerInfo:
         return cls(
             version=text("valkey_version") or text("redis_version"),
             aof_enabled=None if aof is None else bool(aof),
-            appendfsync=_config_value(fsync, "appendfsync"),
+            appendfsync=config_value(fsync, "appendfsync"),
             maxmemory_policy=text("maxmemory_policy"),
             maxmemory=num("maxmemory"),
             used_memory=num("used_memory"),
@@ -118,15 +119,3 @@ def merge_infos(per_node: Mapping[str, Mapping[str, Any]] | None) -> dict[str, A
     merged["used_memory_human"] = f"{merged.get('used_memory', 0) / 1048576:.2f}M"
     merged["aof_enabled"] = min(int(node.get("aof_enabled", 0)) for node in nodes)
     return merged
-
-
-def _config_value(reply: Any, name: str) -> str | None:
-    """The value of one parameter in a CONFIG GET reply (dict or flat list), if any."""
-    if isinstance(reply, Mapping):
-        pairs = {_text(k): v for k, v in reply.items()}
-    elif isinstance(reply, list | tuple):
-        pairs = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply) - 1, 2)}
-    else:
-        return None
-    value = pairs.get(name)
-    return None if value is None else _text(value)

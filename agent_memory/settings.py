@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent_memory import rules
+
 DEFAULT_TTL_SECONDS = 2_592_000  # 30 days
 
 
@@ -81,12 +83,12 @@ class Settings(BaseSettings):
         False, validation_alias=_env("AGENT_MEMORY_TOUCH_ON_READ", "touch_on_read")
     )
     max_message_bytes: int = Field(
-        1_048_576,
+        rules.DEFAULT_MAX_MESSAGE_BYTES,
         gt=0,
         validation_alias=_env("AGENT_MEMORY_MAX_MESSAGE_BYTES", "max_message_bytes"),
     )
     max_messages_per_request: int = Field(
-        1000,
+        rules.DEFAULT_MAX_MESSAGES_PER_REQUEST,
         gt=0,
         validation_alias=_env("AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST", "max_messages_per_request"),
     )

@@ -23,124 +23,31 @@ Running the same import twice therefore adds nothing the second time, and an imp
 interrupted can simply be run again: the conversation it was in the middle of is completed (its
 metadata is written last), the others are skipped.
 
-The plans here are pure (sans-IO, see :mod:`agent_memory.plan`); the stores run them.
+The plans are in :mod:`agent_memory.plans.transfer` (pure); this module runs them through a
+store and reads and writes the lines.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from agent_memory import scripts
+from agent_memory import rules
 from agent_memory.codec import encode_record
-from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput
-from agent_memory.keys import decode_id, glob_escape, validate_id
-from agent_memory.plan import Batch, Call, Plan
-from agent_memory.plan import text as _text
+from agent_memory.keys import validate_id
+from agent_memory.plans.transfer import CHUNK, INDEX_FIELDS
 
 if TYPE_CHECKING:
     from agent_memory.store import ConversationStore
 
-CHUNK = 500  # messages per XRANGE / per restore call
-CHUNK_BYTES = 4 * 1_048_576  # ...or fewer, when they are this large together
-_CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
-_INDEX_FIELDS = ("index_user", "index_agent")  # key names: recomputed for the target prefix
-_ROLES = frozenset({"user", "assistant", "system", "tool", "function", "chat"})
+CHUNK_BYTES = 4 * 1_048_576  # messages per restore call: CHUNK, or fewer when this large
 
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-# -- plans: pure ---------------------------------------------------------------------------
-
-
-def scan_conversations(core: StoreCore, cursor: int = 0) -> Plan[tuple[int, list[str]]]:
-    """One SCAN step over this prefix's metadata hashes: (next cursor, conversation ids)."""
-    pattern = glob_escape(core.config.keys.prefix) + ":c:*:h"
-    ((nxt, found),) = yield [Call(("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))]
-    ids: list[str] = []
-    for key in map(_text, found):
-        encoded = key[key.index("{") + 1 : key.rindex("}")]
-        ids.append(decode_id(encoded))
-    return int(nxt), list(dict.fromkeys(ids))
-
-
-def export_head(core: StoreCore, conversation_id: str) -> Plan[dict[str, Any] | None]:
-    """The conversation line of an export, or None if it no longer exists."""
-    meta_key = core.conversation_keys(conversation_id).meta
-    meta, expiry = yield [Call(("HGETALL", meta_key)), Call(("PEXPIRETIME", meta_key))]
-    if not meta:
-        return None
-    fields = {_text(k): _text(v) for k, v in meta.items()}
-    for name in (*_INDEX_FIELDS, "id"):
-        fields.pop(name, None)
-    return {"type": "conversation", "id": conversation_id, "meta": fields, "expires_at_ms": expiry}
-
-
-def export_chunk(
-    core: StoreCore, conversation_id: str, after: str | None, count: int = CHUNK
-) -> Plan[list[tuple[str, bytes | str]]]:
-    """Up to ``count`` (cursor, payload) stream entries after ``after``, oldest first; reading
-    does not extend the conversation's TTL."""
-    stream = core.conversation_keys(conversation_id).stream
-    low = "-" if after is None else "(" + after
-    (entries,) = yield [Call(("XRANGE", stream, low, "+", "COUNT", count))]
-    return [(_text(cursor), _payload(fields)) for cursor, fields in entries]
-
-
-def _payload(fields: Any) -> bytes | str:
-    if isinstance(fields, Mapping):
-        return fields.get(b"m", fields.get("m"))  # type: ignore[no-any-return]
-    return fields[1]  # type: ignore[no-any-return]
-
-
-def restore_chunk(
-    core: StoreCore,
-    conversation_id: str,
-    meta: Mapping[str, str],
-    expires_at_ms: int,
-    entries: list[tuple[str, str, bytes]],
-    final: bool,
-) -> Plan[tuple[int, int]]:
-    """Restore one chunk of (cursor, message id or '', payload) entries of an absent
-    conversation; with ``final``, also its metadata and index entries. Returns (status,
-    added): status 1 restored, 0 exists (skipped), -1 expired (skipped)."""
-    keys = core.conversation_keys(conversation_id).all
-    user_index = core.config.keys.index_user(meta["user_id"]) if "user_id" in meta else ""
-    agent_index = core.config.keys.index_agent(meta["agent_id"]) if "agent_id" in meta else ""
-    argv: list[Any] = [expires_at_ms, conversation_id, int(final), user_index, agent_index]
-    argv.append(len(meta))
-    for name, value in meta.items():
-        argv += (name, value)
-    for entry in entries:
-        argv += entry
-    script_keys = keys if core.config.cluster else (*keys, core.config.keys.index_all)
-    ((status, added),) = yield [Call.run(scripts.RESTORE, script_keys, argv)]
-    if final and status == 1 and core.config.cluster:
-        yield _cluster_index_calls(
-            core, conversation_id, meta, expires_at_ms, user_index, agent_index
-        )
-    return int(status), int(added)
-
-
-def _cluster_index_calls(
-    core: StoreCore, cid: str, meta: Mapping[str, str], expires_at_ms: int, *named: str
-) -> Batch:
-    score = int(meta.get("updated_at", meta.get("created_at", "0")))
-    batch: Batch = []
-    for key in (core.config.keys.index_all, *named):
-        if key:
-            batch += [
-                Call(("ZADD", key, score, cid)),
-                Call(("PEXPIREAT", key, expires_at_ms, "NX")),
-                Call(("PEXPIREAT", key, expires_at_ms, "GT")),
-            ]
-    return batch
 
 
 # -- export --------------------------------------------------------------------------------
@@ -303,7 +210,7 @@ def _head(number: int, obj: dict[str, Any]) -> _Pending:
             raise TypeError("expires_at_ms must be an integer")
     except (KeyError, TypeError, InvalidInput) as exc:
         raise InvalidInput(f"{where}: bad conversation line: {exc}", field=where) from None
-    clean = {k: v for k, v in meta.items() if k not in (*_INDEX_FIELDS, "id")}
+    clean = {k: v for k, v in meta.items() if k not in (*INDEX_FIELDS, "id")}
     if "created_at" not in clean:
         raise InvalidInput(f"{where}: meta.created_at is missing", field=where)
     return _Pending(cid, clean, expires)
@@ -312,13 +219,16 @@ def _head(number: int, obj: dict[str, Any]) -> _Pending:
 def _entry(number: int, obj: dict[str, Any], max_bytes: int) -> tuple[str, str, bytes]:
     where = f"line {number}"
     cursor, rec = obj.get("cursor"), obj.get("message")
-    if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor) or cursor == "0-0":
+    if not rules.is_cursor(cursor) or cursor == rules.FIRST_CURSOR:  # XADD refuses 0-0
         raise InvalidInput(f"{where}: cursor must look like '1700000000000-0'", field=where)
-    if not isinstance(rec, dict) or rec.get("role") not in _ROLES or "content" not in rec:
+    if not isinstance(rec, dict) or rec.get("role") not in rules.ROLES or "content" not in rec:
         raise InvalidInput(f"{where}: message needs a known role and content", field=where)
     mid = rec.get("id")
-    if mid is not None and (not isinstance(mid, str) or not mid or len(mid) > 256):
-        raise InvalidInput(f"{where}: message id must be a string of 1-256 chars", field=where)
+    if mid is not None and not rules.is_message_id(mid):
+        raise InvalidInput(
+            f"{where}: message id must be a string of 1-{rules.MAX_MESSAGE_ID_LENGTH} chars",
+            field=where,
+        )
     return cursor, mid or "", encode_record(rec, max_bytes)
 
 

@@ -26,6 +26,7 @@ from agent_memory import (
     ConversationNotFound,
     ConversationStore,
     StoreUnavailable,
+    scripts,
 )
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.embedded import RedisProcess, free_port
@@ -236,3 +237,18 @@ def test_round_trips_of_an_append(cluster: bool) -> None:
         ("PEXPIRE", "agent_memory:x:u:ada", 2_592_000_000, "GT"),
     ]
     assert len(batches) == 2
+
+
+def test_after_one_node_lost_its_scripts_the_other_nodes_deletes_run_once(
+    store: ConversationStore, cluster: list[RedisProcess]
+) -> None:
+    for i in range(12):
+        store.create(f"u{i}", user_id="ada")
+    assert all(_node_keys(cluster)), "the conversations should live on every primary"
+    for node in cluster:  # every node knows the delete script; then the first forgets it
+        with node.client() as c:
+            c.script_load(scripts.DELETE.source)
+    with cluster[0].client() as c:
+        c.script_flush()
+    assert store.delete_user("ada") == 12  # a resent batch would count the others' as 0
+    assert store.list_conversations().items == []

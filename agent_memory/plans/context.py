@@ -1,0 +1,122 @@
+"""What every plan shares: the store's config, the key cache, script keys, cluster index steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent_memory import rules
+from agent_memory.errors import InvalidInput
+from agent_memory.keys import ConversationKeys, KeySchema, validate_id
+from agent_memory.plan import Batch, Call, Plan
+from agent_memory.replies import text
+from agent_memory.settings import Settings
+
+KEYS_CACHED = 4096
+SCAN_COUNT = 1000  # keys per SCAN step
+KeySlot = Callable[[str | bytes], int]
+"""A key's cluster hash slot; the drivers supply redis-py's (plans import no redis-py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """What the core needs to know: key schema, TTL and limits."""
+
+    keys: KeySchema
+    ttl_ms: int
+    max_message_bytes: int = rules.DEFAULT_MAX_MESSAGE_BYTES
+    max_messages_per_request: int = rules.DEFAULT_MAX_MESSAGES_PER_REQUEST
+    touch_on_read: bool = False
+    fsync_ack: bool = False
+    """Each append waits for ``WAITAOF 1 0 fsync_timeout_ms`` in the same round trip."""
+    fsync_timeout_ms: int = 1000
+    cluster: bool = False
+    """Redis Cluster: scripts get one conversation's keys only (one hash slot); the plans
+    update the indexes with separate commands (docs/scaling.md)."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        key_prefix: str | None = None,
+        ttl: int | None = None,
+        cluster: bool = False,
+    ) -> StoreConfig:
+        if key_prefix is not None:
+            settings = settings.model_copy(
+                update={"key_prefix": Settings(key_prefix=key_prefix).key_prefix}
+            )
+        ttl_seconds = settings.ttl_seconds if ttl is None else ttl
+        if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+            raise InvalidInput(
+                f"ttl must be a positive number of seconds, not {ttl!r}", field="ttl"
+            )
+        return cls(
+            keys=KeySchema(settings.key_prefix),
+            ttl_ms=ttl_seconds * 1000,
+            max_message_bytes=settings.max_message_bytes,
+            max_messages_per_request=settings.max_messages_per_request,
+            touch_on_read=settings.touch_on_read,
+            cluster=cluster or settings.redis_cluster,
+            fsync_ack=settings.fsync_ack,
+            # answered by the server before the client's socket timeout gives up
+            fsync_timeout_ms=max(1, int(settings.socket_timeout * 500)),
+        )
+
+
+class PlanContext:
+    """The state the resource mixins share; constructing it does no I/O.
+
+    ``key_slot`` groups multi-key commands by cluster hash slot; without one, each key is
+    sent in a command of its own (always correct, just more commands)."""
+
+    def __init__(self, config: StoreConfig, *, key_slot: KeySlot | None = None) -> None:
+        self.config = config
+        self.key_slot = key_slot
+        self._keys: dict[str, ConversationKeys] = {}
+
+    def conversation_keys(self, conversation_id: str) -> ConversationKeys:
+        """The keys of a conversation; validated ids and their keys are remembered (up to
+        KEYS_CACHED; validating and escaping an id costs ~2 us, an append ~150 us)."""
+        keys = self._keys.get(conversation_id) if type(conversation_id) is str else None
+        if keys is None:
+            keys = self.config.keys.conversation(validate_id(conversation_id))
+            if len(self._keys) >= KEYS_CACHED:
+                self._keys.clear()
+            self._keys[conversation_id] = keys
+        return keys
+
+    def _script_keys(self, conversation_id: str) -> tuple[str, ...]:
+        """A script's keys: the conversation's, plus the global index on a single server."""
+        keys = self.conversation_keys(conversation_id).all
+        return keys if self.config.cluster else (*keys, self.config.keys.index_all)
+
+    # -- cluster mode: the index updates the scripts cannot make (other hash slots) -------
+    def _touch_indexes(self, conversation_id: str, info: Sequence[Any]) -> Plan[None]:
+        """ZADD the id at ``now`` to the global index and to the user/agent indexes named in
+        ``info`` (a script's ``{now, user index, agent index}``), extending each index's TTL
+        to at least the store's (PEXPIRE NX + GT, as the scripts' ``touch_index``)."""
+        now, *named = info
+        ttl = self.config.ttl_ms
+        batch: Batch = []
+        for key in (self.config.keys.index_all, *map(text, named)):
+            if key:
+                batch += [
+                    Call(("ZADD", key, int(now), conversation_id)),
+                    Call(("PEXPIRE", key, ttl, "NX")),
+                    Call(("PEXPIRE", key, ttl, "GT")),
+                ]
+        yield batch
+
+    def _untouch_indexes(self, removals: Iterable[tuple[str, Sequence[Any]]]) -> Plan[None]:
+        """ZREM each (conversation id, index names) pair from the global index and those."""
+        batch = [
+            Call(("ZREM", key, cid))
+            for cid, named in removals
+            for key in (self.config.keys.index_all, *map(text, named))
+            if key
+        ]
+        if batch:
+            yield batch

@@ -1,0 +1,143 @@
+"""Listing plans: conversations newest activity first, paged by cursor, dead entries pruned."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from agent_memory import rules, scripts
+from agent_memory.errors import InvalidCursor, InvalidInput
+from agent_memory.keys import validate_id
+from agent_memory.models import Conversation
+from agent_memory.plan import Batch, Call, Plan
+from agent_memory.plans.context import PlanContext
+from agent_memory.plans.conversations import parse_conversation
+from agent_memory.replies import scored, texts
+
+Position = tuple[float, str]
+"""An index entry: (score = last activity in ms, conversation id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """One page of a conversation listing; pass ``next_cursor`` back for the next page."""
+
+    items: list[Conversation]
+    next_cursor: str | None
+
+
+def encode_list_cursor(score: float, member: str) -> str:
+    raw = json.dumps([score, member], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_list_cursor(cursor: str) -> Position:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        score, member = json.loads(raw)
+        if not isinstance(member, str) or not isinstance(score, int | float):
+            raise TypeError
+        return float(score), member
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor is not one this store produced", field="cursor") from exc
+
+
+class ListingPlans(PlanContext):
+    def list_conversations(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Plan[ConversationPage]:
+        """Newest activity first; expired conversations are skipped and pruned from the index."""
+        if rules.check_limit(limit) is None:
+            raise InvalidInput("limit is required", field="limit")
+        index = self._index_of(user_id, agent_id)
+        agent_filter = agent_id if user_id is not None else None
+        after = decode_list_cursor(cursor) if cursor is not None else None
+        items: list[Conversation] = []
+        while True:
+            need = limit - len(items)
+            candidates = yield from self._index_page(index, after, need + 1)
+            stop = yield from self._fill(index, candidates, items, limit, agent_filter)
+            if stop is not None:
+                return ConversationPage(items, encode_list_cursor(*stop))
+            if len(candidates) <= need:  # the index has nothing more
+                return ConversationPage(items, None)
+            if len(items) == limit:
+                return ConversationPage(items, encode_list_cursor(*candidates[-1]))
+            after = candidates[-1]
+
+    def _index_of(self, user_id: str | None, agent_id: str | None) -> str:
+        keys = self.config.keys
+        if user_id is not None:
+            return keys.index_user(validate_id(user_id, "user_id"))
+        if agent_id is not None:
+            return keys.index_agent(validate_id(agent_id, "agent_id"))
+        return keys.index_all
+
+    def _index_page(self, index: str, after: Position | None, count: int) -> Plan[list[Position]]:
+        """Up to ``count`` (score, member) index entries after ``after``, newest first."""
+        if after is None:
+            (reply,) = yield [Call(("ZREVRANGE", index, 0, count - 1, "WITHSCORES"))]
+            return [(s, m) for m, s in scored(reply)]
+        score, member = after
+        ties, reply = yield [
+            Call(("ZREVRANGEBYSCORE", index, repr(score), repr(score))),
+            Call(
+                ("ZREVRANGEBYSCORE", index, f"({score!r}", "-inf", "WITHSCORES", "LIMIT", 0, count)
+            ),
+        ]
+        later = [(score, t) for t in texts(ties) if t.encode() < member.encode()]
+        return (later + [(s, m) for m, s in scored(reply)])[:count]
+
+    def _prune(self, index: str, dead: list[str]) -> Plan[None]:
+        """Remove ``dead`` ids from ``index`` if their metadata hash is still missing: one
+        script on a single server; in cluster mode (index and hashes in different slots)
+        EXISTS then ZREM, so an id re-created between the two misses the index until its
+        next write."""
+        metas = [self.config.keys.conversation(m).meta for m in dead]
+        if not self.config.cluster:
+            yield [Call.run(scripts.PRUNE, [index, *metas], dead)]
+            return
+        exists = yield [Call(("EXISTS", meta)) for meta in metas]
+        gone = [cid for cid, found in zip(dead, exists, strict=True) if not found]
+        if gone:
+            yield [Call(("ZREM", index, *gone))]
+
+    def _fill(
+        self,
+        index: str,
+        candidates: list[Position],
+        items: list[Conversation],
+        limit: int,
+        agent_filter: str | None,
+    ) -> Plan[Position | None]:
+        """Add live candidates to ``items``; prune dead ones. Returns the cursor position when
+        the page is full and more candidates remain, else None."""
+        if not candidates:
+            return None
+        batch: Batch = []
+        for _, member in candidates:
+            meta_key = self.config.keys.conversation(member).meta
+            batch += [Call(("HGETALL", meta_key)), Call(("PEXPIRETIME", meta_key))]
+        replies = yield batch
+        dead: list[str] = []
+        stop: Position | None = None
+        for i, (_, member) in enumerate(candidates):
+            if len(items) == limit:
+                stop = candidates[i - 1]
+                break
+            meta, expiry = replies[2 * i], replies[2 * i + 1]
+            if not meta:
+                dead.append(member)
+                continue
+            conversation = parse_conversation(meta, expiry)
+            if agent_filter is None or conversation.agent_id == agent_filter:
+                items.append(conversation)
+        if dead:
+            yield from self._prune(index, dead)
+        return stop

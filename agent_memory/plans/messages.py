@@ -1,0 +1,174 @@
+"""Message plans: append (atomic, idempotent, one round trip) and reads by position or cursor."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from agent_memory import rules, scripts
+from agent_memory.codec import (
+    StoredMessage,
+    decode_payload,
+    encode_record,
+    message_from_payload,
+    record_from_input,
+)
+from agent_memory.errors import (
+    ConversationNotFound,
+    InvalidInput,
+    ServerUnsupported,
+    StoreUnavailable,
+)
+from agent_memory.plan import Call, Plan
+from agent_memory.plans.context import PlanContext
+from agent_memory.replies import entry_payload, text
+
+InputMessage = BaseMessage | Mapping[str, Any]
+
+
+def idempotency_token(key: str) -> str:
+    """A fixed-size token for a client's idempotency key (any string)."""
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def _appended(reply: Sequence[Any], records: list[dict[str, Any]]) -> list[StoredMessage]:
+    """The append script's ``cursor, stored payload or ''`` pairs as stored messages: a
+    message already stored under its id comes back as stored (``added=False``)."""
+    out: list[StoredMessage] = []
+    for i in range(0, len(reply), 2):
+        cursor, stored = text(reply[i]), reply[i + 1]
+        if stored:
+            out.append(StoredMessage(cursor, decode_payload(stored), added=False))
+        else:
+            out.append(StoredMessage(cursor, records[i // 2]))
+    return out
+
+
+class MessagePlans(PlanContext):
+    def encode_messages(
+        self, messages: Sequence[InputMessage]
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Validate and encode a batch (all or nothing): records and the script's arguments."""
+        if isinstance(messages, BaseMessage | Mapping | str | bytes):
+            raise InvalidInput("messages must be a sequence of messages", field="messages")
+        if len(messages) > self.config.max_messages_per_request:
+            raise InvalidInput(
+                f"{len(messages)} messages in one call; at most "
+                f"{self.config.max_messages_per_request} are allowed",
+                field="messages",
+            )
+        records: list[dict[str, Any]] = []
+        argv: list[Any] = []
+        for i, message in enumerate(messages):
+            rec = record_from_input(message, i)
+            mid = rec.get("id")
+            if mid is not None and not rules.is_message_id(mid):
+                raise InvalidInput(
+                    f"messages[{i}].id must be a non-empty string of at most "
+                    f"{rules.MAX_MESSAGE_ID_LENGTH} characters",
+                    field=f"messages[{i}].id",
+                )
+            argv += (mid or "", encode_record(rec, self.config.max_message_bytes, i))
+            records.append(rec)
+        return records, argv
+
+    def append(
+        self,
+        conversation_id: str,
+        messages: Sequence[InputMessage],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Plan[list[StoredMessage]]:
+        """Append ``messages`` atomically (all or none), creating the conversation if needed;
+        a message whose id is already stored is returned as stored (``added=False``)."""
+        keys = self._script_keys(conversation_id)
+        records, argv = self.encode_messages(messages)
+        if not records:
+            return []
+        # Every call carries a token, so a retry of this very call (by redis-py after a lost
+        # reply, or by the caller with the same idempotency key) replays instead of re-adding.
+        token = idempotency_token(idempotency_key) if idempotency_key else os.urandom(12).hex()
+        argv = [self.config.ttl_ms, conversation_id, token, *argv]
+        batch = [Call.run(scripts.APPEND, keys, argv)]
+        if self.config.fsync_ack:
+            batch.append(self._waitaof())
+        reply, *fsynced = yield batch
+        if fsynced and int(fsynced[0][0]) < 1:
+            raise StoreUnavailable(
+                f"the append was not confirmed fsynced to the AOF within "
+                f"{self.config.fsync_timeout_ms} ms; retrying with the same message ids is safe"
+            )
+        if self.config.cluster:
+            reply, info = reply[:-3], reply[-3:]
+            yield from self._touch_indexes(conversation_id, info)
+        return _appended(reply, records)
+
+    def _waitaof(self) -> Call:
+        """WAITAOF 1 0 <timeout>: sent with the append, so it costs no extra round trip. A
+        server without it (Redis < 7.2) or without AOF answers an error that the drivers
+        turn into ServerUnsupported (see connection.translate)."""
+        if self.config.cluster:
+            raise ServerUnsupported(
+                "AGENT_MEMORY_FSYNC_ACK is not supported with REDIS_CLUSTER (WAITAOF would not "
+                "reach the conversation's node); use appendfsync always on the nodes"
+            )
+        return Call(("WAITAOF", 1, 0, self.config.fsync_timeout_ms))
+
+    def get_messages(
+        self,
+        conversation_id: str,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        require_exists: bool = False,
+    ) -> Plan[list[StoredMessage]]:
+        """Messages in order: all; the last ``limit``; or a page before/after a cursor."""
+        found = yield from self._read(conversation_id, limit, before, after, require_exists)
+        return [StoredMessage(text(c), decode_payload(entry_payload(f))) for c, f in found]
+
+    def get_langchain_messages(
+        self, conversation_id: str, *, limit: int | None = None
+    ) -> Plan[list[BaseMessage]]:
+        """The LangChain messages of :meth:`get_messages` (all, or the last ``limit``), built
+        straight from the stored payloads (no StoredMessage, no cursor text): a chat
+        history's read."""
+        found = yield from self._read(conversation_id, limit, None, None, False)
+        return [message_from_payload(entry_payload(fields)) for _, fields in found]
+
+    def _read(
+        self,
+        conversation_id: str,
+        limit: int | None,
+        before: str | None,
+        after: str | None,
+        require_exists: bool,
+    ) -> Plan[Sequence[Any]]:
+        """The stream entries of a read, oldest first (one round trip)."""
+        keys = self.conversation_keys(conversation_id)
+        limit = rules.check_limit(limit)
+        low = "(" + a if (a := rules.check_cursor(after, "after")) else "-"
+        high = "(" + b if (b := rules.check_cursor(before, "before")) else "+"
+        if a == rules.LAST_CURSOR or b == rules.FIRST_CURSOR:  # nothing beyond: Redis would
+            low, high = "+", "-"  # reject the bound, so ask for an empty range
+        newest_first = limit is not None and after is None
+        if limit is None:
+            read = Call(("XRANGE", keys.stream, low, high))
+        elif newest_first:
+            read = Call(("XREVRANGE", keys.stream, high, low, "COUNT", limit))
+        else:
+            read = Call(("XRANGE", keys.stream, low, high, "COUNT", limit))
+        batch = [read]
+        if require_exists:
+            batch.append(Call(("EXISTS", keys.meta)))
+        if self.config.touch_on_read:
+            batch += [Call(("PEXPIRE", k, self.config.ttl_ms)) for k in keys.all]
+        replies = yield batch
+        if require_exists and not replies[1]:
+            raise ConversationNotFound(conversation_id)
+        found: Sequence[Any] = replies[0]
+        return found[::-1] if newest_first else found
