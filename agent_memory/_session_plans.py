@@ -19,10 +19,11 @@ whenever the record alone would not give it back (every item but a plain text me
 Reading (:func:`item_of`) returns that item; a record without one (written over REST or by
 LangChain) reads as the nearest item: a role + content message, or a function_call_output.
 
-The plans follow the core's rules (:mod:`agent_memory.core`): they hold all the logic, yield
-batches of :class:`~agent_memory.plan.Call` and import nothing from redis-py. Writes reuse the
-store's ``append`` plan (one round trip, atomic, a token per call) and ``delete``; ``pop`` is
-the ``pop.lua`` script.
+:class:`SessionPlans` keeps the rules of :mod:`agent_memory.plans` (this module belongs there,
+as ``plans/items_session.py``): it holds all the logic, yields batches of
+:class:`~agent_memory.plan.Call` and imports nothing from redis-py. Writes reuse the store's
+``append`` plan (one round trip, atomic, a token per call) and ``delete_conversation``;
+``pop_item`` is the ``pop.lua`` script.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from typing import Any
 
 from agent_memory import scripts
 from agent_memory.codec import Record, decode_payload
-from agent_memory.core import StoreCore
 from agent_memory.errors import InvalidInput, InvalidMessage
 from agent_memory.plan import Call, Plan
+from agent_memory.plans.conversations import ConversationPlans
+from agent_memory.plans.messages import MessagePlans
 
 Item = dict[str, Any]
 
@@ -175,37 +177,37 @@ def items_digest(items: Sequence[Mapping[str, Any]]) -> str:
 
 
 # -- the plans -------------------------------------------------------------------------------
-def get_items(core: StoreCore, session_id: str, limit: int | None) -> Plan[list[Item]]:
-    """All items, oldest first, or the last ``limit`` (one XREVRANGE ... COUNT limit)."""
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit <= 0:
-        return []
-    stored = yield from core.get_messages(session_id, limit=limit)
-    return [item_of(message.record) for message in stored]
+class SessionPlans(MessagePlans, ConversationPlans):
+    """The session's operations, over the message and conversation plans of the store."""
 
+    def get_items(self, session_id: str, limit: int | None) -> Plan[list[Item]]:
+        """All items, oldest first, or the last ``limit`` (one XREVRANGE ... COUNT limit)."""
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit <= 0:
+            return []
+        stored = yield from self.get_messages(session_id, limit=limit)
+        return [item_of(message.record) for message in stored]
 
-def add_items(
-    core: StoreCore, session_id: str, items: Sequence[Mapping[str, Any]], token: str
-) -> Plan[None]:
-    """Append the items atomically in one round trip. ``token`` names the call: a call with a
-    token the conversation has seen (among its last 16) replays instead of appending again."""
-    if isinstance(items, Mapping | str | bytes):
-        raise InvalidInput("items must be a list of items", field="items")
-    records = [item_record(item, i) for i, item in enumerate(items)]
-    if records:
-        yield from core.append(session_id, records, idempotency_key=token)
+    def add_items(
+        self, session_id: str, items: Sequence[Mapping[str, Any]], token: str
+    ) -> Plan[None]:
+        """Append the items atomically in one round trip. ``token`` names the call: a call
+        with a token the conversation has seen (among its last 16) replays instead."""
+        if isinstance(items, Mapping | str | bytes):
+            raise InvalidInput("items must be a list of items", field="items")
+        records = [item_record(item, i) for i, item in enumerate(items)]
+        if records:
+            yield from self.append(session_id, records, idempotency_key=token)
 
+    def pop_item(self, session_id: str) -> Plan[Item | None]:
+        """Remove the newest item and return it (None when there is none), atomically."""
+        keys = self._script_keys(session_id)
+        (reply,) = yield [Call.run(scripts.POP, keys, [self.config.ttl_ms, session_id])]
+        if not reply:
+            return None
+        if self.config.cluster:
+            yield from self._touch_indexes(session_id, reply[2:])
+        return item_of(decode_payload(reply[1]))
 
-def pop_item(core: StoreCore, session_id: str) -> Plan[Item | None]:
-    """Remove the newest item and return it (None when there is none), atomically."""
-    keys = core._script_keys(session_id)
-    (reply,) = yield [Call.run(scripts.POP, keys, [core.config.ttl_ms, session_id])]
-    if not reply:
-        return None
-    if core.config.cluster:
-        yield from core._touch_indexes(session_id, reply[2:])
-    return item_of(decode_payload(reply[1]))
-
-
-def clear_session(core: StoreCore, session_id: str) -> Plan[bool]:
-    """Delete the session's conversation (every key, index entries); True if it existed."""
-    return (yield from core.delete_conversation(session_id))
+    def clear_session(self, session_id: str) -> Plan[bool]:
+        """Delete the session's conversation (every key, index entries); True if it existed."""
+        return (yield from self.delete_conversation(session_id))

@@ -42,7 +42,6 @@ except ImportError as exc:  # pragma: no cover - the extra is part of dev
 from agent_memory import _session_plans as plans
 from agent_memory import connection
 from agent_memory.aio import AsyncConversationStore
-from agent_memory.core import StoreCore
 from agent_memory.errors import StoreUnavailable
 from agent_memory.keys import validate_id
 from agent_memory.plan import Plan, T
@@ -89,7 +88,7 @@ class RedisSession(SessionABC):
         if redis_client is not None:
             self._store = AsyncConversationStore(redis_client, **self._options)
         self._client_given = redis_client is not None
-        self._core: StoreCore | None = None
+        self._plans: plans.SessionPlans | None = None
         self._unsettled: dict[str, str] = {}  # items digest -> token of a call of unknown outcome
 
     @classmethod
@@ -110,17 +109,17 @@ class RedisSession(SessionABC):
     async def _run(self, plan: Plan[T]) -> T:
         return await self.store.run(plan)
 
-    def _plans_core(self) -> StoreCore:
-        if self._core is None:
-            self._core = StoreCore(self.store.config)
-        return self._core
+    def _session_plans(self) -> plans.SessionPlans:
+        if self._plans is None:
+            self._plans = plans.SessionPlans(self.store.config)
+        return self._plans
 
     # -- SessionABC -----------------------------------------------------------------------
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The items, oldest first; the last ``limit`` (else ``session_settings.limit``) only
         are read when a limit is set."""
         limit = resolve_session_limit(limit, self.session_settings)
-        items = await self._run(plans.get_items(self._plans_core(), self.session_id, limit))
+        items = await self._run(self._session_plans().get_items(self.session_id, limit))
         return cast(list[TResponseInputItem], items)
 
     async def add_items(
@@ -133,7 +132,7 @@ class RedisSession(SessionABC):
         given = cast(list[dict[str, Any]], items)
         digest = plans.items_digest(given) if self._unsettled and not idempotency_key else None
         token = idempotency_key or self._unsettled.get(digest or "") or secrets.token_hex(12)
-        plan = plans.add_items(self._plans_core(), self.session_id, given, token)
+        plan = self._session_plans().add_items(self.session_id, given, token)
         try:
             await self._run(plan)
         except StoreUnavailable:
@@ -148,12 +147,12 @@ class RedisSession(SessionABC):
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (None when the session is empty); concurrent
         callers never get the same item."""
-        item = await self._run(plans.pop_item(self._plans_core(), self.session_id))
+        item = await self._run(self._session_plans().pop_item(self.session_id))
         return cast(TResponseInputItem | None, item)
 
     async def clear_session(self) -> None:
         """Delete the session's conversation: its items, metadata and index entries."""
-        await self._run(plans.clear_session(self._plans_core(), self.session_id))
+        await self._run(self._session_plans().clear_session(self.session_id))
 
     def __repr__(self) -> str:
         return f"RedisSession(session_id={self.session_id!r})"

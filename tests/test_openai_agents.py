@@ -51,7 +51,7 @@ from agent_memory import (
     scripts,
 )
 from agent_memory import _session_plans as plans
-from agent_memory.core import StoreConfig, StoreCore
+from agent_memory.core import StoreConfig
 from agent_memory.embedded import RedisProcess
 from agent_memory.openai_agents import RedisSession
 from api.app import create_app
@@ -559,8 +559,8 @@ async def test_the_default_limit_of_session_settings_is_honoured(
 
 
 def test_the_get_items_plan_is_one_batch_of_one_xrevrange() -> None:
-    core = StoreCore(StoreConfig.from_settings(Settings(_env_file=None)))
-    plan = plans.get_items(core, "s", 7)
+    session_plans = plans.SessionPlans(StoreConfig.from_settings(Settings(_env_file=None)))
+    plan = session_plans.get_items("s", 7)
     batch = next(plan)
     assert [call.args[0] for call in batch] == ["XREVRANGE"]
     assert batch[0].args[-2:] == ("COUNT", 7)
@@ -572,8 +572,8 @@ def test_the_get_items_plan_is_one_batch_of_one_xrevrange() -> None:
 def test_pop_on_a_cluster_updates_the_indexes_itself() -> None:
     """Cluster mode: the script gets the conversation's keys only (one hash slot) and returns
     what the plan needs to update the indexes, in a second batch."""
-    core = StoreCore(StoreConfig.from_settings(Settings(_env_file=None), cluster=True))
-    plan = plans.pop_item(core, "s")
+    core = plans.SessionPlans(StoreConfig.from_settings(Settings(_env_file=None), cluster=True))
+    plan = core.pop_item("s")
     (call,) = next(plan)
     assert call.script is scripts.POP
     assert call.args[2:7] == (4, *core.conversation_keys("s").all)
@@ -584,7 +584,7 @@ def test_pop_on_a_cluster_updates_the_indexes_itself() -> None:
     with pytest.raises(StopIteration) as done:
         plan.send([1] * len(batch))
     assert done.value.value == {"role": "user", "content": "x"}
-    empty = plans.pop_item(core, "s")
+    empty = core.pop_item("s")
     next(empty)
     with pytest.raises(StopIteration) as done:
         empty.send([[]])
