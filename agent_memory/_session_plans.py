@@ -39,6 +39,7 @@ from agent_memory.errors import InvalidInput, InvalidMessage
 from agent_memory.plan import Call, Plan
 from agent_memory.plans.conversations import ConversationPlans
 from agent_memory.plans.messages import MessagePlans
+from agent_memory.replies import entry_payload
 
 Item = dict[str, Any]
 
@@ -184,8 +185,8 @@ class SessionPlans(MessagePlans, ConversationPlans):
         """All items, oldest first, or the last ``limit`` (one XREVRANGE ... COUNT limit)."""
         if isinstance(limit, int) and not isinstance(limit, bool) and limit <= 0:
             return []
-        stored = yield from self.get_messages(session_id, limit=limit)
-        return [item_of(message.record) for message in stored]
+        found = yield from self._read(session_id, limit, None, None, False)
+        return [item_of(decode_payload(entry_payload(fields))) for _, fields in found]
 
     def add_items(
         self, session_id: str, items: Sequence[Mapping[str, Any]], token: str
