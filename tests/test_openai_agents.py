@@ -24,6 +24,7 @@ import httpx
 import pytest
 import redis
 import redis.asyncio
+import redis.cluster
 import typing_extensions
 from agents import Agent, RunConfig, Runner, function_tool
 from agents.items import ModelResponse
@@ -31,6 +32,7 @@ from agents.memory import SessionABC, SQLiteSession
 from agents.memory.session_settings import SessionSettings
 from agents.models.interface import Model
 from agents.usage import Usage
+from cluster_fixtures import redis_cluster  # tests.support.servers after the tests move
 from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseInputItemParam,
@@ -423,6 +425,37 @@ async def test_the_session_on_valkey(tmp_path: Path) -> None:
         raw = valkey.client(db=2)
         assert all(raw.pttl(key) > 0 for key in raw.scan_iter())
         raw.close()
+
+
+@pytest.mark.redis_server
+async def test_the_session_on_a_redis_cluster(tmp_path: Path) -> None:
+    """Cluster mode: the scripts touch the conversation's slot only, the plans update the
+    indexes (in other slots) themselves; every key on every node has a TTL."""
+    with redis_cluster(tmp_path) as nodes:
+        url = f"redis://127.0.0.1:{nodes[0].port}"
+        settings = Settings(_env_file=None, redis_url=url, redis_cluster=True)
+        session: Any = RedisSession("on-cluster", settings=settings)
+        assert session.store.config.cluster
+        items = every_item_type() + REALISTIC
+        await session.add_items(items)
+        assert await session.get_items() == items
+        assert await session.get_items(2) == items[-2:]
+        popped = await asyncio.gather(*(session.pop_item() for _ in range(5)))
+        assert sorted(map(json.dumps, popped)) == sorted(map(json.dumps, items[-5:]))
+        assert await session.get_items() == items[:-5]
+        clients = [n.client() for n in nodes]
+        try:
+            with redis.cluster.RedisCluster(host="127.0.0.1", port=nodes[0].port) as routed:
+                assert routed.zscore("agent_memory:x:all", "on-cluster") is not None
+            keys = [(c, k) for c in clients for k in c.scan_iter(match="agent_memory:*")]
+            assert len(keys) == 4  # stream, hash, tokens, index
+            assert all(c.pttl(k) > 0 for c, k in keys)
+            await session.clear_session()
+            assert [k for c in clients for k in c.scan_iter(match="agent_memory:*")] == []
+        finally:
+            for c in clients:
+                c.close()
+            await session.store.client.aclose()
 
 
 # -- REST and LangChain read a session ------------------------------------------------------
