@@ -7,11 +7,11 @@ history and export read a session like any other conversation (:func:`item_recor
     item                                        record
     {"role": r, "content": "text"}              the item itself (r: user, system, assistant)
     a message (any role, any content)           user / system (developer) / assistant, the
-                                                text of its parts, else its parts as blocks
+                                                text of its text parts
     function_call / any *_call with call_id     assistant with tool_calls [{id: call_id,
                                                 name, args}] (invalid_tool_calls when the
                                                 arguments are not a JSON object)
-    function_call_output / *_output, call_id    tool, tool_call_id = call_id
+    function_call_output / *_output, call_id    tool, tool_call_id = call_id, the output's text
     anything else (reasoning, hosted tools...)  assistant, content ""
 
 The item itself, exactly as given, is kept in the record's ``metadata`` under ``openai_item``
@@ -120,16 +120,14 @@ def _json_object(text: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _content(value: Any) -> str | list[Any]:
-    """Text for a string or for parts that are all text; other parts as content blocks."""
+def _content(value: Any) -> str:
+    """The text of a string, or of the text parts of a list of parts (images, files and
+    other parts are left to the kept item: a record does not hold their bytes twice)."""
     if isinstance(value, str):
         return value
     if not isinstance(value, list):
         return ""
-    texts = [_part_text(part) for part in value]
-    if all(isinstance(text, str) for text in texts):
-        return "".join(texts)  # type: ignore[arg-type]
-    return [dict(part) if isinstance(part, Mapping) else part for part in value]
+    return "".join(text for text in map(_part_text, value) if text is not None)
 
 
 def _part_text(part: Any) -> str | None:

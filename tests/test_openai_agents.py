@@ -281,6 +281,26 @@ async def test_plain_text_messages_are_stored_as_they_are(
     assert records[1]["content"] == "Bonjour"
 
 
+async def test_an_image_is_stored_once(
+    new_session: Callable[..., Any], backend: Any, settings: Settings
+) -> None:
+    """Only an item's text is repeated as the record's content: an image of 60% of the size
+    limit fits (its bytes are in the kept item only)."""
+    url = "data:image/png;base64," + "A" * int(settings.max_message_bytes * 0.6)
+    item = {
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "What is this?"},
+            {"type": "input_image", "image_url": url, "detail": "auto"},
+        ],
+    }
+    session = new_session()
+    await session.add_items([item])
+    assert await session.get_items() == [item]
+    (entry,) = backend.client.xrange("agent_memory:c:{sess-1}:s")
+    assert json.loads(entry[1][b"m"])["content"] == "What is this?"
+
+
 async def test_items_that_cannot_read_back_exactly_are_refused(
     new_session: Callable[..., Any], backend: Any, settings: Settings
 ) -> None:
@@ -388,6 +408,8 @@ async def test_a_new_process_continues_the_session(redis_server: Any, tmp_path: 
     before = await session.get_items()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AGENT_MEMORY_"))}
+    here = Path(__file__).parent  # the worker imports this module, and it imports its helpers
+    env["PYTHONPATH"] = os.pathsep.join([str(here), str(here.parent)])
     worker = await asyncio.create_subprocess_exec(
         *(sys.executable, "-c", WORKER, __file__, url, "cross-process", "Hello again"),
         stdout=asyncio.subprocess.PIPE,
