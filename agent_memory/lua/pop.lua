@@ -13,10 +13,12 @@ end
 local cursor, payload = last[1], last[2][2]
 redis.call('XDEL', KEYS[1], cursor)
 
-local ok, message = pcall(cjson.decode, payload)
-if ok and type(message) == 'table' and type(message.id) == 'string'
-    and redis.call('HGET', KEYS[3], message.id) == cursor then
-  redis.call('HDEL', KEYS[3], message.id)
+if redis.call('EXISTS', KEYS[3]) == 1 then -- messages with ids exist: was this one of them?
+  local ok, message = pcall(cjson.decode, payload)
+  if ok and type(message) == 'table' and type(message.id) == 'string'
+      and redis.call('HGET', KEYS[3], message.id) == cursor then
+    redis.call('HDEL', KEYS[3], message.id)
+  end
 end
 
 local now = now_ms()
