@@ -194,8 +194,15 @@ class SessionPlans(MessagePlans, ConversationPlans):
         if isinstance(items, Mapping | str | bytes):
             raise InvalidInput("items must be a list of items", field="items")
         records = [item_record(item, i) for i, item in enumerate(items)]
-        if records:
+        if not records:
+            return
+        try:
             yield from self.append(session_id, records, idempotency_key=token)
+        except InvalidInput as exc:  # name the caller's items, not the store's messages
+            if not (exc.field or "").startswith("messages"):
+                raise
+            field = "items" + (exc.field or "").removeprefix("messages")
+            raise type(exc)(str(exc).replace("messages", "items", 1), field=field) from None
 
     def pop_item(self, session_id: str) -> Plan[Item | None]:
         """Remove the newest item and return it (None when there is none), atomically."""

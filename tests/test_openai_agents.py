@@ -45,6 +45,7 @@ from openai.types.responses.response_reasoning_item import Summary
 from agent_memory import (
     AsyncConversationStore,
     InvalidConversationId,
+    InvalidInput,
     InvalidMessage,
     MessageTooLarge,
     RedisChatMessageHistory,
@@ -307,14 +308,22 @@ async def test_items_that_cannot_read_back_exactly_are_refused(
     session = new_session()
     with pytest.raises(InvalidMessage) as bad:
         await session.add_items([{"role": "user", "content": "a"}, {"type": "x", "t": (1, 2)}])
-    assert bad.value.field == "messages[1]"
+    assert bad.value.field == "items[1]"
+    assert str(bad.value).startswith("items[1]")
     with pytest.raises(InvalidMessage):
         await session.add_items(["not an item"])
     with pytest.raises(InvalidMessage):
         await session.add_items([{"type": "x", 1: "non-string key"}])
     big = "x" * (settings.max_message_bytes + 1)
-    with pytest.raises(MessageTooLarge):
-        await session.add_items([{"role": "user", "content": big}])
+    with pytest.raises(MessageTooLarge) as large:
+        await session.add_items(
+            [{"role": "user", "content": "a"}, {"role": "user", "content": big}]
+        )
+    assert large.value.field == "items[1]"
+    too_many = [{"role": "user", "content": "a"}] * (settings.max_messages_per_request + 1)
+    with pytest.raises(InvalidInput, match="items in one call") as many:
+        await session.add_items(too_many)
+    assert many.value.field == "items"
     assert _keys(backend.client) == []  # nothing of any refused call was stored
 
 
