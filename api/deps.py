@@ -5,6 +5,9 @@ route but ``/health`` needs ``Authorization: Bearer <key>``. Keys are compared i
 (``hmac.compare_digest`` against every configured key). Each tenant has its own store under the
 key prefix ``<prefix>:t:<encoded tenant>``, so its conversations and indexes are invisible to
 every other tenant (404). Admin keys open the cache routes only.
+
+The key is looked up once per request, in :func:`caller_of`; the tenant's store
+(:data:`Store`) and the admin check (:func:`require_admin`) derive from the :class:`Caller`.
 """
 
 from __future__ import annotations
@@ -82,6 +85,35 @@ class ApiState:
     def all_stores(self) -> list[AsyncConversationStore]:
         return [self.store, *self.tenant_stores.values()]
 
+    def identify(self, key: str) -> tuple[str | None, bool]:
+        """The tenant of ``key`` (or None) and whether it is an admin key: one lookup that
+        compares ``key`` with every configured key, each in constant time."""
+        return _match(key, self.tenant_keys), bool(_match(key, dict.fromkeys(self.admin_keys, 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the request, resolved once from its API key: a tenant, an admin, or anyone
+    (``keyless``) when no keys are configured. The store and the admin check derive from it."""
+
+    state: ApiState
+    tenant: str | None = None
+    admin: bool = False
+    keyless: bool = False
+
+    @property
+    def store(self) -> AsyncConversationStore:
+        """The tenant's store (the base store when no keys are configured)."""
+        if self.keyless:
+            return self.state.store
+        if self.tenant is None:
+            raise ApiError(403, "admin keys open the cache routes only; use a tenant's API key")
+        return self.state.tenant_stores[self.tenant]
+
+    def require_admin(self) -> None:
+        if not (self.keyless or self.admin):
+            raise ApiError(403, "the cache routes need an admin key (AGENT_MEMORY_ADMIN_KEYS)")
+
 
 def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.api
@@ -106,48 +138,38 @@ def _match(presented: str, candidates: Mapping[str, T]) -> T | None:
     return found
 
 
-async def tenant_store(request: Request) -> AsyncConversationStore:
+def caller_of(request: Request) -> Caller:
+    """Who sent ``request``: its key looked up once (401 without a known key)."""
     state = get_state(request)
     if not state.auth_enabled:
-        return state.store
-    key = _bearer(request)
-    tenant = _match(key, state.tenant_keys)
-    if tenant is not None:
-        return state.tenant_stores[tenant]
-    if _match(key, dict.fromkeys(state.admin_keys, True)):
-        raise ApiError(403, "admin keys open the cache routes only; use a tenant's API key")
-    raise ApiError(401, "invalid API key")
+        return Caller(state, keyless=True)
+    tenant, admin = state.identify(_bearer(request))
+    if tenant is None and not admin:
+        raise ApiError(401, "invalid API key")
+    return Caller(state, tenant, admin)
+
+
+# The dependencies below are the only ones that call ``caller_of``, and a route has one of
+# them. They are coroutines although they do no I/O: FastAPI runs a plain ``def`` dependency
+# in a worker thread, a hand-off that cost more than the whole Redis round trip.
+async def resolve_caller(request: Request) -> Caller:
+    """Any known key (or none configured): the ``/metrics`` route."""
+    return caller_of(request)
+
+
+async def tenant_store(request: Request) -> AsyncConversationStore:
+    """The caller's tenant store: the conversation and message routes."""
+    return caller_of(request).store
 
 
 async def require_admin(request: Request) -> None:
-    state = get_state(request)
-    if not state.auth_enabled:
-        return
-    key = _bearer(request)
-    if _match(key, dict.fromkeys(state.admin_keys, True)):
-        return
-    if _match(key, state.tenant_keys) is not None:
-        raise ApiError(403, "the cache routes need an admin key (AGENT_MEMORY_ADMIN_KEYS)")
-    raise ApiError(401, "invalid API key")
-
-
-async def require_any_key(request: Request) -> None:
-    state = get_state(request)
-    if not state.auth_enabled:
-        return
-    key = _bearer(request)
-    known = {**dict.fromkeys(state.admin_keys, True), **dict.fromkeys(state.tenant_keys, True)}
-    if not _match(key, known):
-        raise ApiError(401, "invalid API key")
-
-
-Store = Annotated[AsyncConversationStore, Depends(tenant_store)]
+    """An admin key: the cache routes."""
+    caller_of(request).require_admin()
 
 
 async def _state(request: Request) -> ApiState:
     return get_state(request)
 
 
-# The dependencies are coroutines although they do no I/O: FastAPI runs a plain ``def``
-# dependency in a worker thread, a hand-off that cost more than the whole Redis round trip.
+Store = Annotated[AsyncConversationStore, Depends(tenant_store)]
 State = Annotated[ApiState, Depends(_state)]

@@ -1,14 +1,18 @@
 """The one place where errors become HTTP responses: ``{"error": {"code", "message", "field"}}``.
 
-Store errors map by class (not found 404, exists 409, stale version 412, too large 413, bad
-input 422, Redis unreachable 503 with ``Retry-After``); request validation errors name the
-field; anything unexpected is a 500 with a generic message (logged, no traceback sent).
+Each error status has one entry in :data:`STATUSES` (its stable code and the description the
+OpenAPI document gives it). Store errors map by class, one exception handler each (Starlette
+picks the handler of the nearest base class): not found 404, exists 409, stale version 412,
+too large 413, bad input 422, Redis unreachable 503 with ``Retry-After``, unsupported server
+501, any other store error 502; request validation errors name the field; anything
+unexpected is a 500 with a generic message (logged, no traceback sent).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,31 +30,55 @@ from agent_memory.errors import (
     StoreUnavailable,
     VersionConflict,
 )
+from api.schemas import ErrorBody
 
 log = logging.getLogger("agent_memory.api")
 
 RETRY_AFTER_SECONDS = "1"
 
-# Most specific first: the first matching class wins.
-_STATUS: tuple[tuple[type[AgentMemoryError], int, str], ...] = (
-    (ConversationNotFound, 404, "not_found"),
-    (ConversationExists, 409, "conflict"),
-    (VersionConflict, 412, "version_conflict"),
-    (MessageTooLarge, 413, "too_large"),
-    (InvalidInput, 422, "invalid_input"),
-    (StoreUnavailable, 503, "store_unavailable"),
-    (ServerUnsupported, 501, "server_unsupported"),
-)
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    412: "version_conflict",
-    413: "too_large",
-    422: "invalid_input",
+# status -> (stable error code, OpenAPI description); a description of None: not documented.
+STATUSES: dict[int, tuple[str, str | None]] = {
+    400: ("bad_request", "The request body cannot be decoded"),
+    401: ("unauthorized", "Missing or invalid API key"),
+    403: ("forbidden", "This key may not use this route"),
+    404: ("not_found", "No such conversation (or another tenant's)"),
+    405: ("method_not_allowed", None),
+    409: ("conflict", "The conversation id is taken"),
+    412: ("version_conflict", "Stale version (If-Match / version)"),
+    413: ("too_large", "A message is larger than the configured limit"),
+    422: ("invalid_input", "Invalid input; `error.field` names the field"),
+    501: ("server_unsupported", None),
+    502: ("store_error", None),
+    503: ("store_unavailable", "Redis is unreachable (see Retry-After)"),
 }
+
+# The status of each store error class; a subclass gets its nearest listed base's status.
+_STORE_STATUS: dict[type[AgentMemoryError], int] = {
+    ConversationNotFound: 404,
+    ConversationExists: 409,
+    VersionConflict: 412,
+    MessageTooLarge: 413,
+    InvalidInput: 422,
+    StoreUnavailable: 503,
+    ServerUnsupported: 501,
+}
+
+Handler = Callable[[Request, Exception], JSONResponse]
+
+
+def code_of(status: int) -> str:
+    return STATUSES[status][0] if status in STATUSES else "error"
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries of a route's error statuses (400, 422 and 503 always apply)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, 400, 422, 503}):
+        description = STATUSES[status][1]
+        if description is None:
+            raise ValueError(f"status {status} has no description in api.errors.STATUSES")
+        out[status] = {"model": ErrorBody, "description": description}
+    return out
 
 
 class ApiError(Exception):
@@ -61,7 +89,7 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code or _HTTP_CODES.get(status, "error")
+        self.code = code or code_of(status)
         self.field = field
 
 
@@ -72,19 +100,24 @@ def error_response(
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-
     body = {"error": {"code": code, "message": message, "field": field}}
     return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
-def _store_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AgentMemoryError)
-    for cls, status, code in _STATUS:
-        if isinstance(exc, cls):
-            headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
-            return error_response(status, code, str(exc), getattr(exc, "field", None), headers)
+def _store_error(status: int) -> Handler:
+    """The handler of one store error class."""
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+
+    def handle(request: Request, exc: Exception) -> JSONResponse:
+        field = getattr(exc, "field", None)
+        return error_response(status, code_of(status), str(exc), field, headers)
+
+    return handle
+
+
+def _other_store_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("store error on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(502, "store_error", "the store failed; see the server log")
+    return error_response(502, code_of(502), "the store failed; see the server log")
 
 
 def _api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -95,11 +128,10 @@ def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "error")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
-    return error_response(exc.status_code, code, str(exc.detail), None, headers)
+    return error_response(exc.status_code, code_of(exc.status_code), str(exc.detail), None, headers)
 
 
 def _allowed_methods(request: Request) -> str:
@@ -133,8 +165,10 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Register every handler on ``app``."""
-    app.add_exception_handler(AgentMemoryError, _store_error)
+    """Register every handler on ``app``: one per error class."""
+    for cls, status in _STORE_STATUS.items():
+        app.add_exception_handler(cls, _store_error(status))
+    app.add_exception_handler(AgentMemoryError, _other_store_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -48,8 +48,8 @@ class RoundTrips:
             self.n += 1
             return await async_orig(conn, *args, **kwargs)
 
-        sync_cls.send_packed_command = sync_send  # type: ignore[method-assign]
-        async_cls.send_packed_command = async_send  # type: ignore[method-assign]
+        sync_cls.send_packed_command = sync_send  # type: ignore[method-assign,assignment]
+        async_cls.send_packed_command = async_send  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:

@@ -261,7 +261,7 @@ class Raw(Subject):
     def read(self, sids: Sequence[str]) -> int:
         n = 0
         for sid in sids:
-            n += len(self.client.xrevrange(f"raw:{sid}:s"))
+            n += len(self.client.xrevrange(f"raw:{sid}:s") or [])
         return n
 
     def turns(self, turns: Sequence[Turn]) -> None:

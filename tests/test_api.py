@@ -10,14 +10,15 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from api_fixtures import api_client, running
-from conftest import Backend, make_settings
 from langchain_core.messages import AIMessage, HumanMessage
-from samples import FIDELITY
 
 from agent_memory import AsyncConversationStore
 from agent_memory.embedded import RedisProcess
 from api.app import create_app
+from tests.support.api import api_client, running
+from tests.support.backends import Backend
+from tests.support.samples import FIDELITY
+from tests.support.settings import make_settings
 
 BASE = "/api/v1/conversations"
 
@@ -318,7 +319,7 @@ async def test_health_reports_redis(client: httpx.AsyncClient, backend: Backend)
     assert response.status_code == 200
     body = response.json()
     assert body["redis"]["reachable"] is True
-    if backend.name == "real":  # the test server runs with AOF on, everysec, noeviction
+    if backend.real:  # the test servers run with AOF on, everysec, noeviction
         assert body["redis"]["aof_enabled"] is True
         assert body["redis"]["appendfsync"] == "everysec"
         assert body["redis"]["maxmemory_policy"] == "noeviction"
@@ -382,7 +383,7 @@ async def test_cache_stats_and_clear_only_our_prefix(
     assert stats["connected"] is True
     assert stats["conversations"] == 2
     assert stats["keys"] == backend.client.dbsize()
-    if backend.name == "real":
+    if backend.real:
         for name in ("memory_used", "keyspace_hits", "total_commands_processed"):
             assert stats[name] is not None
         assert stats["connected_clients"] >= 1

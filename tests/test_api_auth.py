@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from api_fixtures import ADMIN_KEYS, AUTH_A, AUTH_ADMIN, AUTH_B, TENANT_KEYS, api_client
-from conftest import Backend
 
-from api.deps import parse_api_keys
+from api.deps import ApiState, parse_api_keys
+from tests.support.api import ADMIN_KEYS, AUTH_A, AUTH_ADMIN, AUTH_B, TENANT_KEYS, api_client
+from tests.support.backends import Backend, key_names
 
 BASE = "/api/v1/conversations"
 MESSAGES = {"messages": [{"role": "user", "content": "secret of A", "id": "m1"}]}
@@ -151,9 +151,40 @@ async def test_tenant_keys_live_under_their_own_prefix(
     client: httpx.AsyncClient, backend: Backend
 ) -> None:
     await seed_tenant_a(client)
-    keys = {k.decode() for k in backend.client.keys("*")}
+    keys = key_names(backend.client)
     assert keys
     assert all(k.startswith("agent_memory:t:tenant-a:") for k in keys)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kw", "headers"),
+    [
+        ("POST", f"{BASE}/c/messages", {"json": MESSAGES}, AUTH_A),  # the store and the state
+        ("GET", f"{BASE}/c", {}, AUTH_A),
+        ("GET", "/api/v1/cache/stats", {}, AUTH_ADMIN),
+        ("GET", "/metrics", {}, AUTH_B),
+    ],
+)
+async def test_a_key_is_looked_up_once_per_request(
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    path: str,
+    kw: dict[str, Any],
+    headers: dict[str, str],
+) -> None:
+    await seed_tenant_a(client)
+    lookups: list[str] = []
+    identify = ApiState.identify
+
+    def counted(self: ApiState, key: str) -> tuple[str | None, bool]:
+        lookups.append(key)
+        return identify(self, key)
+
+    monkeypatch.setattr(ApiState, "identify", counted)
+    response = await client.request(method, path, headers=headers, **kw)
+    assert response.status_code < 300, response.text
+    assert lookups == [headers["Authorization"].removeprefix("Bearer ")]
 
 
 def test_api_keys_setting_is_parsed_and_malformed_entries_rejected() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from conftest import DB, make_settings
 from langchain_core.messages import HumanMessage
 from typer.testing import CliRunner
 
 from agent_memory import ConversationStore
 from agent_memory.cli import app
 from agent_memory.embedded import RedisProcess, free_port
+from tests.support.backends import DB
+from tests.support.settings import make_settings
 
 
 def test_stats_reports_the_guide_fields_and_our_counts(redis_server: RedisProcess) -> None:

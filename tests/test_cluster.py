@@ -17,8 +17,6 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
-from cluster_fixtures import redis_cluster
-from conftest import make_settings
 
 from agent_memory import (
     AgentMemoryError,
@@ -31,6 +29,8 @@ from agent_memory import (
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.embedded import RedisProcess, free_port
 from agent_memory.plan import Batch, Plan
+from tests.support.servers import redis_cluster
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 PREFIX = "agent_memory"
@@ -59,7 +59,8 @@ def _node_keys(cluster: list[RedisProcess]) -> list[list[bytes]]:
 
 
 def test_settings_give_a_cluster_client_and_cluster_mode(store: ConversationStore) -> None:
-    assert isinstance(store.client, redis.cluster.RedisCluster)
+    client: object = store.client
+    assert isinstance(client, redis.cluster.RedisCluster)
     assert store.config.cluster
 
 
@@ -173,7 +174,8 @@ def test_clear_all_and_stats_cover_every_primary(
 async def test_async_store_on_the_cluster(cluster: list[RedisProcess]) -> None:
     settings = make_settings(redis_url=f"redis://127.0.0.1:{cluster[2].port}", redis_cluster=True)
     async with AsyncConversationStore.from_settings(settings) as store:
-        assert isinstance(store.client, redis.asyncio.cluster.RedisCluster)
+        client: object = store.client
+        assert isinstance(client, redis.asyncio.cluster.RedisCluster)
         await store.clear_all()
         for i in range(9):
             await store.create(f"a{i}", user_id="ada")

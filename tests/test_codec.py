@@ -18,7 +18,6 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from samples import FIDELITY
 
 from agent_memory import InvalidMessage, MessageTooLarge
 from agent_memory.codec import (
@@ -30,6 +29,7 @@ from agent_memory.codec import (
     record_from_langchain,
     record_to_langchain,
 )
+from tests.support.samples import FIDELITY
 
 
 def through_codec(message: BaseMessage | dict[str, Any]) -> BaseMessage:
@@ -62,7 +62,9 @@ def test_only_non_default_fields_are_stored() -> None:
 
 # -- generated messages ---------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+json_scalars: st.SearchStrategy[Any] = (
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+)
 json_scalars |= st.floats(allow_nan=False, allow_infinity=False)
 keys = st.text(max_size=8).map(lambda k: "k_" + k)  # never a LangChain-reserved key
 json_values = st.recursive(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_settings
 from typer.testing import CliRunner
 
 from agent_memory import ConversationStore
 from agent_memory import doctor as d
 from agent_memory.cli import app
 from agent_memory.embedded import RedisProcess, free_port
+from tests.support.settings import make_settings
 
 SAFE = {
     "redis_version": "7.2.4",

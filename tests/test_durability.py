@@ -16,13 +16,20 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import make_settings, snapshot
 
 from agent_memory import ConversationStore, StoreUnavailable
 from agent_memory.embedded import RedisProcess
+from tests.support.backends import snapshot
+from tests.support.settings import make_settings
 
 pytestmark = [pytest.mark.redis_server]
 DB = 2
+
+
+def _message_ids(client: redis.Redis, stream: str) -> list[str]:
+    """The message ids in ``stream``, in stream order."""
+    entries: Any = client.xrange(stream)
+    return [json.loads(fields[b"m"])["id"] for _, fields in entries]
 
 
 def _store(durable_server: RedisProcess, **settings: Any) -> ConversationStore:
@@ -106,9 +113,7 @@ def test_nothing_is_lost_when_killed_after_an_aof_rewrite_during_writes(
     durable_server.start()
     after = snapshot(durable_server.client(db=DB))
     assert after == before
-    ids = [
-        json.loads(f[b"m"])["id"] for _, f in durable_server.client(db=DB).xrange(_stream(store))
-    ]
+    ids = _message_ids(durable_server.client(db=DB), _stream(store))
     assert ids == acked
     print(f"rewrite + kill -9: {len(acked)} acknowledged, {len(ids)} recovered")
     store.close()
@@ -142,7 +147,11 @@ def test_eight_concurrent_writers_lose_nothing_and_keep_their_order(
     assert len(stored) == writers * per_writer == 4000
     assert len({m.id for m in stored}) == 4000
     for w in range(writers):
-        mine = [int(m.record["content"].split(":")[1]) for m in stored if m.id.startswith(f"{w}:")]
+        mine = [
+            int(m.record["content"].split(":")[1])
+            for m in stored
+            if (m.id or "").startswith(f"{w}:")
+        ]
         assert mine == list(range(per_writer))  # each writer's commit order is the stream order
     cursors = [tuple(map(int, m.cursor.split("-"))) for m in stored]
     assert cursors == sorted(cursors)
@@ -186,10 +195,12 @@ def test_crash_under_load_keeps_every_acknowledged_append_exactly_once(
     raw = durable_server.client(db=DB)
     for cid, ids in acked.items():
         keys = store.keys.conversation(cid)
-        stored = [json.loads(f[b"m"])["id"] for _, f in raw.xrange(keys.stream)]
+        stored = _message_ids(raw, keys.stream)
         assert len(stored) == len(set(stored))  # nothing twice
         assert set(ids) <= set(stored)  # nothing acknowledged is missing
-        assert int(raw.hget(keys.meta, "message_count")) == len(stored)
+        count = raw.hget(keys.meta, "message_count")
+        assert count is not None
+        assert int(count) == len(stored)
     _assert_no_half_written(raw, store)
     print(f"crash under load: {total} acknowledged, all recovered once")  # for the docs
     store.close()

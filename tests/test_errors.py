@@ -10,8 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import make_settings
-from drivers import Driver
 from langchain_core.messages import AIMessage, HumanMessage
 
 from agent_memory import (
@@ -31,6 +29,8 @@ from agent_memory import (
     errors,
 )
 from agent_memory.embedded import free_port
+from tests.support.drivers import Driver
+from tests.support.settings import make_settings
 
 BAD_IDS = [
     ("", "must not be empty"),

@@ -7,8 +7,6 @@ import re
 
 import fakeredis
 import pytest
-from conftest import make_settings
-from drivers import Driver
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +19,9 @@ from agent_memory.keys import (
     glob_escape,
     validate_id,
 )
+from tests.support.backends import key_names
+from tests.support.drivers import Driver
+from tests.support.settings import make_settings
 
 NASTY = ["*", "a*", "?", "a?", "[ab]", "a", "b", "ab", "{x}", "x", "}{", "{", "}", "%", "%2A"]
 NASTY += ["\\", "a\\*", ":", "c:{x}:s", "x}:s", "*:*", "[^a]", "a-b", "ü{é}", "🙂*"]
@@ -129,7 +130,7 @@ async def test_ids_with_glob_and_brace_characters_stay_apart(drv: Driver) -> Non
         assert [c.id for c in (await drv.list_conversations(user_id=cid)).items] == [cid]
     listed = (await drv.list_conversations(limit=100)).items
     assert sorted(c.id for c in listed) == sorted(NASTY)
-    stream_keys = [k for k in drv.raw.keys("agent_memory:c:*") if k.endswith(b":s")]
+    stream_keys = [k for k in key_names(drv.raw, "agent_memory:c:*") if k.endswith(":s")]
     assert len(stream_keys) == len(NASTY)
 
 

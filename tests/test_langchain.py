@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from conftest import Backend, make_settings
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.history import RunnableWithMessageHistory
-from samples import FIDELITY
 
 from agent_memory import (
     AsyncConversationStore,
@@ -23,6 +22,9 @@ from agent_memory import (
     InvalidInput,
     RedisChatMessageHistory,
 )
+from tests.support.backends import Backend
+from tests.support.samples import FIDELITY
+from tests.support.settings import make_settings
 
 HistoryFactory = Callable[..., RedisChatMessageHistory]
 
@@ -154,7 +156,7 @@ def test_runnable_with_message_history_over_several_turns(backend: Backend) -> N
 
     seen_by_model: list[list[BaseMessage]] = []
     bot = chain(["Hi Ada", "Ada", "Bye"], get_history)
-    config = {"configurable": {"session_id": "ada"}}
+    config: RunnableConfig = {"configurable": {"session_id": "ada"}}
     for question in ("I'm Ada", "What's my name?", "Thanks"):
         seen_by_model.append(list(get_history("ada").messages))
         reply = bot.invoke({"question": question}, config=config)
@@ -184,7 +186,7 @@ async def test_runnable_with_message_history_async(history: HistoryFactory) -> N
         return histories.setdefault(session_id, history(session_id))
 
     bot = chain(["Hi Ada", "Ada", "Bye"], get_history)
-    config = {"configurable": {"session_id": "ada"}}
+    config: RunnableConfig = {"configurable": {"session_id": "ada"}}
     for question in ("I'm Ada", "What's my name?", "Thanks"):
         await bot.ainvoke({"question": question}, config=config)
     restarted = history("ada")
@@ -211,7 +213,7 @@ def test_the_model_sees_the_stored_history(backend: Backend) -> None:
         input_messages_key="question",
         history_messages_key="history",
     )
-    config = {"configurable": {"session_id": "s"}}
+    config: RunnableConfig = {"configurable": {"session_id": "s"}}
     bot.invoke({"question": "q1"}, config=config)
     bot.invoke({"question": "q2"}, config=config)
     assert prompts[1] == [

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from agent_memory.settings import Settings
+from tests.support.settings import environment_names
 
 ROOT = Path(__file__).resolve().parent.parent
 _ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
@@ -72,13 +73,9 @@ def test_dockerfile_runs_serve_and_installs_the_package() -> None:
 
 
 def _settings_env_names() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias
-        env = [c for c in alias.choices if isinstance(c, str) and c.isupper()]  # type: ignore[union-attr]
-        assert len(env) == 1
-        out[env[0]] = field.default
-    return out
+    """Each variable Settings reads -> its default."""
+    names = environment_names()
+    return {names[name]: field.default for name, field in Settings.model_fields.items()}
 
 
 def _env_example() -> dict[str, str]:
@@ -105,7 +102,5 @@ def test_env_example_defaults_are_the_settings_defaults() -> None:
             assert listed[name] == "", f"{name} has no default: leave it empty"
             continue
         parsed = Settings.model_validate({name: listed[name]})
-        field = next(
-            f for f, info in Settings.model_fields.items() if name in info.validation_alias.choices
-        )  # type: ignore[union-attr]
+        field = next(f for f, env in environment_names().items() if env == name)
         assert getattr(parsed, field) == default, name

@@ -9,12 +9,12 @@ import signal
 import time
 
 import pytest
-from conftest import make_settings
 from fastapi.testclient import TestClient
 
 from agent_memory import ConversationStore, StoreUnavailable
 from agent_memory.embedded import RedisProcess
 from api.app import create_app
+from tests.support.settings import make_settings
 
 pytestmark = [pytest.mark.redis_server]
 # A generous bound on "does not hang": connect timeout 1 s, 2 retries with <= 0.5 s backoff.

@@ -14,11 +14,12 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
-from conftest import DB, make_settings
-from drivers import Driver
 
 from agent_memory import AsyncConversationStore, ConversationStore, scripts
 from agent_memory.embedded import RedisProcess
+from tests.support.backends import DB
+from tests.support.drivers import Driver
+from tests.support.settings import make_settings
 
 
 @dataclass
@@ -96,14 +97,15 @@ async def test_reads_and_metadata_are_one_round_trip_each(drv: Driver, wire: Wir
     await warm_up(drv)
     await drv.create("c1", user_id="u")
     await drv.append("c1", batch(30))
-    for call, kwargs in [
+    calls: list[tuple[str, dict[str, Any]]] = [
         ("get_messages", {"limit": 20}),
         ("get_messages", {"limit": 20, "require_exists": True}),
         ("get_messages", {}),
         ("get_conversation", {}),
         ("update_conversation", {"title": "t"}),
         ("delete_conversation", {}),
-    ]:
+    ]
+    for call, kwargs in calls:
         wire.reset()
         await getattr(drv, call)("c1", **kwargs)
         assert wire.round_trips == 1, (call, kwargs)

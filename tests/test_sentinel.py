@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cluster_fixtures import Sentinel, node, wait_for
-from conftest import make_settings
 
 from agent_memory import AsyncConversationStore, ConversationStore, Settings, StoreUnavailable
 from agent_memory.embedded import RedisProcess
+from tests.support.servers import Sentinel, node, wait_for
+from tests.support.settings import make_settings
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 BEFORE_KILL = 30

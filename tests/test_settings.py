@@ -5,28 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import fakeredis
 import pytest
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
 from agent_memory import ConversationStore, InvalidInput, Settings
-
-
-def env_names() -> dict[str, str]:
-    """field name -> its environment variable (the upper-case alias)."""
-    out = {}
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        assert isinstance(alias, AliasChoices), name
-        (env,) = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
-        out[name] = env
-    return out
+from tests.support.backends import key_names
+from tests.support.settings import environment_names, make_settings
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for env in env_names().values():
+    for env in environment_names().values():
         monkeypatch.delenv(env, raising=False)
     return monkeypatch
 
@@ -97,7 +89,7 @@ def test_a_bad_prefix_is_refused(bad: str) -> None:
     "values",
     [{"ttl_seconds": 0}, {"ttl_seconds": -5}, {"redis_port": 0}, {"max_message_bytes": 0}],
 )
-def test_out_of_range_values_are_refused(values: dict[str, int]) -> None:
+def test_out_of_range_values_are_refused(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         Settings(**values)
 
@@ -108,7 +100,7 @@ def test_the_store_takes_its_configuration_from_settings() -> None:
     assert store.keys.prefix == "svc"
     assert store.config.ttl_ms == 10_000
     store.append("c", [{"role": "user", "content": "x"}])
-    assert {k.decode() for k in client.keys("*")} >= {"svc:c:{c}:s", "svc:c:{c}:h", "svc:x:all"}
+    assert key_names(client) >= {"svc:c:{c}:s", "svc:c:{c}:h", "svc:x:all"}
     assert 0 < client.pttl("svc:c:{c}:s") <= 10_000
     override = ConversationStore(client, settings=Settings(), key_prefix="other", ttl=3)
     assert (override.keys.prefix, override.config.ttl_ms) == ("other", 3000)
@@ -128,3 +120,46 @@ def test_importing_the_library_reads_no_environment() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_no_setting_of_the_developers_shell_reaches_a_test() -> None:
+    leaked = {env: os.environ[env] for env in environment_names().values() if env in os.environ}
+    assert leaked == {}
+    defaults = {name: info.default for name, info in Settings.model_fields.items()}
+    assert Settings().model_dump() == defaults
+    assert make_settings().model_dump() == defaults
+
+
+SHELL = {
+    "REDIS_CLUSTER": "true",
+    "AGENT_MEMORY_FSYNC_ACK": "true",
+    "CACHE_TTL_AGENT_MEMORY": "5",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "AGENT_MEMORY_PREFIX": "leaked",
+}
+
+
+def test_make_settings_ignores_the_environment_even_when_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for env, value in SHELL.items():
+        monkeypatch.setenv(env, value)
+    assert Settings().redis_cluster is True  # the variables are there...
+    defaults = {name: info.default for name, info in Settings.model_fields.items()}
+    assert make_settings().model_dump() == defaults  # ...and make_settings reads none of them
+    assert make_settings(ttl_seconds=7).ttl_seconds == 7
+
+
+def test_the_suite_is_hermetic_when_the_shell_sets_the_store_up_differently() -> None:
+    """The first test above, run by a pytest whose environment sets cluster mode, fsync acks, a TTL
+    and a URL: it must still see none of them."""
+    test = f"{__file__}::test_no_setting_of_the_developers_shell_reaches_a_test"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        env={**os.environ, **SHELL},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout

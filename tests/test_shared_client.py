@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 import redis
-from conftest import make_settings
 from langchain_core.messages import AIMessage, HumanMessage
 
 from agent_memory import RedisChatMessageHistory, connection
 from agent_memory.embedded import RedisProcess
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 
@@ -22,7 +22,7 @@ def _url(server: RedisProcess, db: int = 2) -> str:
 
 def _connections_made(client: redis.Redis) -> int:
     pool = client.connection_pool
-    return len(pool._available_connections) + len(pool._in_use_connections)  # type: ignore[attr-defined]
+    return len(pool._available_connections) + len(pool._in_use_connections)
 
 
 def test_histories_with_the_same_url_share_one_client_and_connection(

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import redis
 import trustme
-from cluster_fixtures import TlsServer
-from conftest import make_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from agent_memory import AsyncConversationStore, ConversationStore, StoreUnavailable
+from tests.support.servers import TlsServer
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.redis_server
 

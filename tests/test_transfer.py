@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Backend, make_settings, snapshot
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from typer.testing import CliRunner
 
@@ -18,6 +17,8 @@ from agent_memory import ConversationStore, InvalidInput
 from agent_memory.cli import app
 from agent_memory.embedded import RedisProcess
 from agent_memory.transfer import export_jsonl, import_jsonl
+from tests.support.backends import Backend, snapshot
+from tests.support.settings import make_settings
 
 
 def _fill(store: ConversationStore) -> None:

@@ -8,15 +8,16 @@ import time
 from collections.abc import Callable
 
 import pytest
-from drivers import Driver
 
 from agent_memory import ConversationNotFound
+from tests.support.backends import key_names
+from tests.support.drivers import Driver
 
 TTL_S = 1000
 
 
 def ttls_ms(drv: Driver) -> dict[str, int]:
-    return {k.decode(): int(drv.raw.pttl(k)) for k in drv.raw.keys("*")}
+    return {k: int(drv.raw.pttl(k)) for k in key_names(drv.raw)}
 
 
 def conversation_ttls(drv: Driver, cid: str) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.deps import State, require_admin
-from api.routes import errors
+from api.errors import error_responses as errors
 from api.schemas import CacheStats, Deleted
 
 router = APIRouter(prefix="/api/v1/cache", tags=["cache"], dependencies=[Depends(require_admin)])

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Response
 
 from agent_memory.errors import ConversationNotFound
 from api.deps import State, Store
 from api.errors import ApiError
-from api.routes import errors
+from api.errors import error_responses as errors
+from api.params import ConversationId, IdQuery, IfMatch, Limit, ListCursor, page_limit
 from api.schemas import (
-    ID_PATTERN,
-    MAX_ID_LENGTH,
     ConversationCreate,
     ConversationList,
     ConversationOut,
@@ -21,28 +20,6 @@ from api.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
-
-IdQuery = Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
-ConversationId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        pattern=ID_PATTERN,
-        description="Any id without control characters, URL-encoded (`/` cannot be addressed).",
-    ),
-]
-IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,15}"?)$'
-
-
-def page_limit(state: State, limit: int | None, default: int) -> int:
-    """``limit`` or the default, bounded by AGENT_MEMORY_MAX_PAGE_SIZE (422 beyond)."""
-    maximum = state.settings.max_page_size
-    if limit is None:
-        return min(default, maximum)
-    if limit > maximum:
-        raise ApiError(422, f"limit is at most {maximum}", field="limit")
-    return limit
 
 
 def etag(version: int) -> str:
@@ -81,12 +58,15 @@ async def list_conversations(
     state: State,
     user_id: Annotated[str | None, IdQuery] = None,
     agent_id: Annotated[str | None, IdQuery] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Limit = None,
+    cursor: ListCursor = None,
 ) -> ConversationList:
     """Newest activity first; filter by user and/or agent; page with ``next_cursor``."""
     page = await store.list_conversations(
-        user_id=user_id, agent_id=agent_id, limit=page_limit(state, limit, 20), cursor=cursor
+        user_id=user_id,
+        agent_id=agent_id,
+        limit=page_limit(state.settings, limit, 20),
+        cursor=cursor,
     )
     return ConversationList(
         items=[ConversationOut.of(c) for c in page.items], next_cursor=page.next_cursor
@@ -115,7 +95,7 @@ async def update_conversation(
     body: ConversationUpdate,
     store: Store,
     response: Response,
-    if_match: Annotated[str | None, Header(pattern=IF_MATCH_PATTERN)] = None,
+    if_match: IfMatch = None,
 ) -> ConversationOut:
     """Set (or, with null, remove) title and metadata. With ``If-Match: "<version>"`` or
     ``version`` in the body, only if the conversation is still at that version (412 if not)."""

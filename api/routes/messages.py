@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter
 
 from agent_memory.codec import StoredMessage
 from api.deps import State, Store
-from api.routes import errors
-from api.routes.conversations import ConversationId, page_limit
-from api.schemas import CURSOR_PATTERN, MessageList, MessagesIn, StoredMessageOut
+from api.errors import error_responses as errors
+from api.params import ConversationId, Cursor, IdempotencyKey, Limit, page_limit
+from api.schemas import MessageList, MessagesIn, StoredMessageOut
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"])
 
 DEFAULT_PAGE = 100
-Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="A message's `cursor`")]
 
 
 def _out(messages: list[StoredMessage]) -> MessageList:
@@ -34,7 +33,7 @@ async def append_messages(
     body: MessagesIn,
     store: Store,
     state: State,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> MessageList:
     """Append messages atomically (creates the conversation if missing). A message whose
     ``id`` is already stored is not added again: the stored one is returned. A retry with the
@@ -56,7 +55,7 @@ async def get_messages(
     conversation_id: ConversationId,
     store: Store,
     state: State,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = None,
     before: Cursor = None,
     after: Cursor = None,
 ) -> MessageList:
@@ -66,7 +65,7 @@ async def get_messages(
     with state.metrics.timed("get_messages"):
         stored = await store.get_messages(
             conversation_id,
-            limit=page_limit(state, limit, DEFAULT_PAGE),
+            limit=page_limit(state.settings, limit, DEFAULT_PAGE),
             before=before,
             after=after,
             require_exists=True,

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent_memory.errors import StoreUnavailable
-from api.deps import State, require_any_key
-from api.routes import errors
+from api.deps import State, resolve_caller
+from api.errors import error_responses as errors
 
-router = APIRouter(tags=["metrics"], dependencies=[Depends(require_any_key)])
+router = APIRouter(tags=["metrics"], dependencies=[Depends(resolve_caller)])
 
 
 @router.get(

@@ -9,6 +9,7 @@ a temp directory and is stopped by PID.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import shutil
 import socket
@@ -67,6 +68,10 @@ def node(path: Path, *extra: str, port: int | None = None) -> RedisProcess:
 
 
 # -- Redis Cluster --------------------------------------------------------------------------
+def _cluster_ok(client: redis.Redis) -> bool:
+    return b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
+
+
 @contextlib.contextmanager
 def redis_cluster(root: Path, primaries: int = 3) -> Iterator[list[RedisProcess]]:
     """``primaries`` cluster nodes joined with ``redis-cli --cluster create`` (no replicas)."""
@@ -101,11 +106,7 @@ def redis_cluster(root: Path, primaries: int = 3) -> Iterator[list[RedisProcess]
         )
         for n in nodes:
             with n.client() as c:
-                wait_for(
-                    lambda c=c: b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO"),
-                    15,
-                    f"cluster_state:ok on {n.port}",
-                )
+                wait_for(functools.partial(_cluster_ok, c), 15, f"cluster_state:ok on {n.port}")
         yield nodes
     finally:
         for n in nodes:

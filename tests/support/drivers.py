@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from conftest import Backend, make_settings
 
 from agent_memory import AsyncConversationStore, ConversationStore
+from tests.support.backends import Backend
+from tests.support.settings import make_settings
 
 
 class Driver:
@@ -54,6 +55,7 @@ async def make_driver(
 
     def make(**settings_values: Any) -> Driver:
         settings = make_settings(**settings_values)
+        store: ConversationStore | AsyncConversationStore
         if request.param == "sync":
             store = ConversationStore(backend.client, settings=settings)
             return Driver(store, backend.client, "sync")

@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from conftest import Backend, make_settings
 from fastapi import FastAPI
 
 from agent_memory import AsyncConversationStore
 from api.app import create_app
+from tests.support.backends import Backend
+from tests.support.settings import make_settings
 
 TENANT_KEYS = "key-a:tenant-a,key-b:tenant-b"
 ADMIN_KEYS = "key-admin"

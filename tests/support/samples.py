@@ -4,6 +4,8 @@ base types with the same fields."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -26,7 +28,7 @@ USAGE = {
     "total_tokens": 19,
     "input_token_details": {"cache_read": 3},
 }
-BLOCKS = [
+BLOCKS: list[str | dict[str, Any]] = [
     {"type": "text", "text": "Here is the chart:"},
     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
     "and a plain string block",
@@ -105,16 +107,16 @@ FIDELITY: list[tuple[str, BaseMessage, BaseMessage]] = [
     ),
     (
         "function",
-        FunctionMessage("42", name="calc", id="f-1"),
-        FunctionMessage("42", name="calc", id="f-1"),
+        FunctionMessage(content="42", name="calc", id="f-1"),
+        FunctionMessage(content="42", name="calc", id="f-1"),
     ),
     (
         "chat",
-        ChatMessage("hmm", role="critic", id="ch-1", name="c"),
-        ChatMessage("hmm", role="critic", id="ch-1", name="c"),
+        ChatMessage(content="hmm", role="critic", id="ch-1", name="c"),
+        ChatMessage(content="hmm", role="critic", id="ch-1", name="c"),
     ),
-    ("human chunk", HumanMessageChunk("part", id="hc"), HumanMessage("part", id="hc")),
-    ("system chunk", SystemMessageChunk("sys"), SystemMessage("sys")),
+    ("human chunk", HumanMessageChunk(content="part", id="hc"), HumanMessage("part", id="hc")),
+    ("system chunk", SystemMessageChunk(content="sys"), SystemMessage("sys")),
     (
         "ai chunk with tool call chunks",
         AIMessageChunk(
@@ -137,13 +139,17 @@ FIDELITY: list[tuple[str, BaseMessage, BaseMessage]] = [
     ),
     (
         "tool chunk",
-        ToolMessageChunk("out", tool_call_id="c1", artifact=[1], status="error"),
+        ToolMessageChunk(content="out", tool_call_id="c1", artifact=[1], status="error"),
         ToolMessage("out", tool_call_id="c1", artifact=[1], status="error"),
     ),
-    ("function chunk", FunctionMessageChunk("r", name="fn"), FunctionMessage("r", name="fn")),
+    (
+        "function chunk",
+        FunctionMessageChunk(content="r", name="fn"),
+        FunctionMessage(content="r", name="fn"),
+    ),
     (
         "chat chunk",
-        ChatMessageChunk("c", role="narrator"),
-        ChatMessage("c", role="narrator"),
+        ChatMessageChunk(content="c", role="narrator"),
+        ChatMessage(content="c", role="narrator"),
     ),
 ]

@@ -1,0 +1,38 @@
+"""The parameters the routes share: path ids, id filters, paging, cursors and headers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Path, Query
+
+from agent_memory.settings import Settings
+from api.errors import ApiError
+from api.schemas import CURSOR_PATTERN, ID_PATTERN, MAX_ID_LENGTH
+
+IdQuery = Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+ConversationId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Any id without control characters, URL-encoded (`/` cannot be addressed).",
+    ),
+]
+Limit = Annotated[int | None, Query(ge=1)]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="A message's `cursor`")]
+ListCursor = Annotated[str | None, Query(max_length=2048)]
+IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,15}"?)$'
+IfMatch = Annotated[str | None, Header(pattern=IF_MATCH_PATTERN)]
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=256)]
+
+
+def page_limit(settings: Settings, limit: int | None, default: int) -> int:
+    """``limit`` or the default, bounded by AGENT_MEMORY_MAX_PAGE_SIZE (422 beyond)."""
+    maximum = settings.max_page_size
+    if limit is None:
+        return min(default, maximum)
+    if limit > maximum:
+        raise ApiError(422, f"limit is at most {maximum}", field="limit")
+    return limit
