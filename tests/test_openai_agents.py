@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import io
 import json
 import os
 import random
@@ -41,6 +42,7 @@ from openai.types.responses.response_reasoning_item import Summary
 
 from agent_memory import (
     AsyncConversationStore,
+    ConversationStore,
     InvalidConversationId,
     InvalidInput,
     InvalidMessage,
@@ -53,6 +55,7 @@ from agent_memory import (
 from agent_memory import _session_plans as plans
 from agent_memory.core import StoreConfig
 from agent_memory.openai_agents import RedisSession
+from agent_memory.transfer import export_jsonl, import_jsonl
 from tests.support.api import api_client
 from tests.support.drive import commands, drive
 from tests.support.servers import redis_cluster
@@ -394,6 +397,7 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 from agents import Runner
 from agent_memory.openai_agents import RedisSession
+from agent_memory.transfer import export_jsonl, import_jsonl
 
 async def main():
     model = module.ScriptedModel()
@@ -505,6 +509,18 @@ async def test_rest_and_langchain_read_every_item_type(
     assert len(reply.json()["messages"]) == len(items)
     history = RedisChatMessageHistory("all-types", redis_client=backend.client, settings=settings)
     assert len(history.messages) == len(items)
+
+
+async def test_export_and_import_carry_a_session_exactly(
+    new_session: Callable[..., Any], backend: Any, settings: Settings
+) -> None:
+    items = every_item_type() + REALISTIC
+    await new_session("moved").add_items(items)
+    out = io.StringIO()
+    export_jsonl(ConversationStore(backend.client, settings=settings), out)
+    target = ConversationStore(backend.client, settings=settings, key_prefix="copy")
+    import_jsonl(target, io.StringIO(out.getvalue()))  # as a file reads: lines end at \n only
+    assert await new_session("moved", key_prefix="copy").get_items() == items
 
 
 async def test_a_conversation_written_over_rest_reads_as_items(
