@@ -31,6 +31,7 @@ from agents.memory import SessionABC, SQLiteSession
 from agents.memory.session_settings import SessionSettings
 from agents.models.interface import Model
 from agents.usage import Usage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseInputItemParam,
@@ -496,6 +497,15 @@ async def test_rest_reads_a_session_written_by_the_runner(
     assert answer["content"] == "The weather: sunny in Paris"
     assert answer["metadata"]["openai_item"]["type"] == "message"
     assert messages[1]["metadata"]["openai_item"]["type"] == "reasoning"
+    history = RedisChatMessageHistory("rest-1", redis_client=backend.client, settings=settings)
+    human, reasoning, call, output, reasoning_2, answer = history.messages
+    assert (type(human), type(call), type(output), type(answer)) == (
+        HumanMessage, AIMessage, ToolMessage, AIMessage,
+    )  # fmt: skip
+    assert reasoning.content == reasoning_2.content == ""
+    assert isinstance(call, AIMessage)
+    assert call.tool_calls[0]["args"] == {"city": "Paris"}
+    assert answer.content == "The weather: sunny in Paris"
 
 
 async def test_rest_and_langchain_read_every_item_type(
