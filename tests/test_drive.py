@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from agent_memory import ConversationNotFound, ConversationStore, StoreUnavailable
-from agent_memory.plan import PRIMARIES, Batch, Call
+from agent_memory.plan import Batch, Call
 from tests.support.drive import commands, drive
 from tests.support.settings import make_settings
 
@@ -105,27 +105,6 @@ def test_the_plan_is_closed_when_a_round_trip_fails() -> None:
         drive(plan(), [StoreUnavailable("down")])
     assert closed == [True]
     assert drive(plan(), [lambda batch: [len(batch)]]) == (1, [[Call(("DBSIZE",))]])
-
-
-def test_clear_all_on_a_cluster_scans_every_primary_and_unlinks_by_slot() -> None:
-    core = core_of(redis_cluster=True)
-    a, b = core.conversation_keys("a"), core.conversation_keys("b")
-    index = core.config.keys.index_all
-    first = [a.stream.encode(), b.meta.encode(), a.meta.encode()]
-    deleted, sent = drive(
-        core.clear_all(),
-        [
-            [({"n1:7001": 5, "n2:7002": 0}, first)],  # redis-py merges the primaries' replies
-            [2, 1],  # one UNLINK per hash slot: {a}'s two keys, then {b}'s
-            [({"n1:7001": 0}, [index.encode()])],  # n1 had more: SCAN it on to its end
-            [1],
-        ],
-    )
-    assert deleted == 4
-    assert commands(sent) == [["SCAN"], ["UNLINK", "UNLINK"], ["SCAN"], ["UNLINK"]]
-    assert sent[0][0].target == PRIMARIES
-    assert [c.args[1:] for c in sent[1]] == [(first[0], first[2]), (first[1],)]
-    assert (sent[2][0].args[1], sent[2][0].target) == (5, "n1:7001")
 
 
 def test_pruning_on_a_cluster_checks_each_hash_before_removing_the_index_entry() -> None:

@@ -26,32 +26,10 @@ from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call, Plan
 from agent_memory.plans.listing import decode_list_cursor, encode_list_cursor
 from agent_memory.transfer import import_jsonl
+from tests.support.drive import drive
 
 PREFIX = "am"
 KEYS = KeySchema(PREFIX)
-
-
-def drive(plan: Plan[Any], replies: list[list[Any]]) -> tuple[Any, list[Batch]]:
-    """Run ``plan`` against scripted replies, one list per batch it yields; returns its
-    result and the batches it sent. Fails if it sends more or fewer batches than scripted,
-    or a batch whose length its reply does not match. Closes the plan like a driver.
-
-    (Moves to tests/support/drive.py once the tests are a package.)"""
-    sent: list[Batch] = []
-    script = iter(replies)
-    try:
-        batch = next(plan)
-        while True:
-            sent.append(batch)
-            reply = next(script, None)
-            assert reply is not None, f"batch {len(sent)} has no scripted reply: {batch}"
-            assert len(reply) == len(batch), f"batch {len(sent)}: {batch}"
-            batch = plan.send(reply)
-    except StopIteration as done:
-        assert next(script, None) is None, "the plan ended before every reply was used"
-        return done.value, sent
-    finally:
-        plan.close()
 
 
 def core(*, cluster: bool = False, key_slot: Any = None) -> StoreCore:
@@ -80,6 +58,7 @@ def test_a_listing_pages_by_cursor_newest_first() -> None:
     )
     assert commands(sent[0]) == [("ZREVRANGE", index, 0, 2, "WITHSCORES")]
     assert [c.id for c in page.items] == ["c3", "c2"]
+    assert page.next_cursor is not None
     assert decode_list_cursor(page.next_cursor) == (2.0, "c2")
 
     page, sent = drive(
