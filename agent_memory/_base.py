@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio.cluster
@@ -16,7 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, get_settings
 
 ClientT = TypeVar("ClientT")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,10 +92,10 @@ class StoreBase(Generic[ClientT]):
         *,
         settings: Settings | None = None,
         key_prefix: str | None = None,
-        ttl: int | None = None,
+        ttl: int | float | timedelta | None = None,
     ) -> None:
         self._client = client
-        self._settings = settings if settings is not None else Settings()
+        self._settings = settings if settings is not None else get_settings()
         cluster = isinstance(
             client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
         )

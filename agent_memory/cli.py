@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -216,7 +217,11 @@ def _progress(label: str, total: int | None, quiet: bool) -> Iterator[Any]:
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda done, text: bar.update(task, completed=done, description=f"{label} {text}")
+
+        def update(done: int, text: str, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total, description=f"{label} {text}")
+
+        yield update
 
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -253,14 +258,81 @@ def export_(
     typer.echo(f"exported {stats.conversations} conversations, {stats.messages} messages", err=True)
 
 
+PEERS = ("langchain-community",)
+
+
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="JSON Lines file of an export, '-' for stdin.")],
+    source: Annotated[
+        str | None,
+        typer.Argument(help="JSON Lines file of an export, '-' for stdin (not with --from)."),
+    ] = None,
     url: UrlOption = None,
     quiet: QuietOption = False,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Import what a peer left in Redis instead of a file: 'langchain-community' "
+            "(RedisChatMessageHistory lists).",
+        ),
+    ] = None,
+    source_url: Annotated[
+        str | None,
+        typer.Option(help="Redis URL of the peer's data (default: the --url server)."),
+    ] = None,
+    source_db: Annotated[
+        int | None,
+        typer.Option(
+            help="Database of the peer's data (default: 0 without --source-url, as "
+            "the peer's default URL; else the URL's)."
+        ),
+    ] = None,
+    source_prefix: Annotated[str, typer.Option(help="The peer's key_prefix.")] = "message_store:",
+    session: Annotated[
+        str | None, typer.Option(help="Import this session only (default: all).")
+    ] = None,
+    key_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="The key_prefix your code passes to agent_memory.RedisChatMessageHistory "
+            "(default: none, the configured AGENT_MEMORY_PREFIX)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be imported; write nothing.")
+    ] = False,
+    delete_source: Annotated[
+        bool,
+        typer.Option(
+            "--delete-source",
+            help="Delete each peer list once all of it is imported (kept if it changed).",
+        ),
+    ] = False,
 ) -> None:
-    """Restore an export. Conversations that exist are left alone, so running it twice adds
-    nothing; an interrupted import completes when run again."""
+    """Restore an export, or (--from) import the histories a peer left in Redis.
+
+    Both add nothing when run twice and complete an interrupted run when run again.
+
+    An export: conversations that exist are left alone.
+
+    --from langchain-community: each list <source-prefix><session> goes to conversation <session>.
+
+    The peer's data is only read, unless --delete-source."""
+    if from_ is not None:
+        if source is not None:
+            _refuse("give a file or --from, not both")
+        if from_ not in PEERS:
+            _refuse(f"--from takes one of: {', '.join(PEERS)} (not {from_!r})")
+        peer = PeerSource(source_url, source_db, source_prefix, session)
+        _import_peer(url, peer, key_prefix, dry_run, delete_source, quiet)
+        return
+    if source is None:
+        _refuse("give a JSON Lines file to import, or --from langchain-community")
+    _import_file(source, url, quiet)
+
+
+def _import_file(source: str, url: str | None, quiet: bool) -> None:
     from agent_memory.store import ConversationStore
     from agent_memory.transfer import import_jsonl
 
@@ -286,6 +358,83 @@ def import_(
         f"{stats.skipped_existing} already present, {stats.skipped_expired} expired",
         err=True,
     )
+
+
+@dataclass(frozen=True)
+class PeerSource:
+    """Where the peer's histories are: server, database, key prefix, one session or all."""
+
+    url: str | None
+    db: int | None
+    prefix: str
+    session: str | None
+
+    def settings(self, target: Settings) -> Settings:
+        """Connection settings for the source: ``url`` (else the target's server) with
+        ``db`` (else 0 without a URL, the peer's default; else the URL's database)."""
+        from agent_memory.connection import settings_for_url
+
+        link = self.url or target.url
+        db = self.db if self.db is not None else (None if self.url else 0)
+        if db is not None:
+            link = _with_db(link, db)
+        plain = target.model_copy(update={"redis_cluster": False, "redis_sentinels": None})
+        return settings_for_url(plain, link)
+
+
+def _with_db(url: str, db: int) -> str:
+    """``url`` naming database ``db`` (path for redis/rediss/sentinel URLs, query for unix)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query)) | {"db": str(db)}
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    if parts.scheme.endswith("+sentinel"):
+        service = parts.path.strip("/").split("/")[0] or "mymaster"
+        return urlunsplit(parts._replace(path=f"/{service}/{db}"))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _import_peer(
+    url: str | None,
+    peer: PeerSource,
+    key_prefix: str | None,
+    dry_run: bool,
+    delete_source: bool,
+    quiet: bool,
+) -> None:
+    from agent_memory import connection
+    from agent_memory.langchain import history_prefix
+    from agent_memory.migrate import ImportReport, import_langchain_community
+    from agent_memory.store import ConversationStore
+
+    target = _settings_for(url)
+    prefix = history_prefix(key_prefix) if key_prefix is not None else None
+    source_client = connection.sync_client(peer.settings(target))
+    with (
+        ConversationStore.from_settings(target, key_prefix=prefix) as store,
+        contextlib.closing(source_client),
+        _progress("importing", None, quiet) as update,
+    ):
+
+        def report(done: ImportReport, session_id: str) -> None:
+            if update is not None:
+                update(done.sessions, session_id[:40], done.total_sessions)
+
+        result = _guarded(
+            lambda: import_langchain_community(
+                store,
+                source_client,
+                source_prefix=peer.prefix,
+                session=peer.session,
+                dry_run=dry_run,
+                delete_source=delete_source,
+                progress=report,
+            )
+        )
+    for line in result.lines():
+        typer.echo(line, err=True)
 
 
 def _guarded(run: Callable[[], T]) -> T:

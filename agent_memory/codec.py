@@ -350,7 +350,8 @@ def _encode_checked(rec: Record, max_bytes: int, index: int) -> bytes:
     payload = data.encode()
     if len(payload) > max_bytes:
         raise MessageTooLarge(
-            f"messages[{index}] is {len(payload)} bytes encoded; the limit is {max_bytes}",
+            f"messages[{index}] is {len(payload)} bytes encoded; the limit is {max_bytes} "
+            "(AGENT_MEMORY_MAX_MESSAGE_BYTES, or Settings(max_message_bytes=...))",
             field=f"messages[{index}]",
         )
     if decode_payload(payload) != rec:  # JSON would change it: refuse rather than alter

@@ -61,14 +61,18 @@ def validate_id(value: object, what: str = "conversation id") -> str:
         raise InvalidConversationId(f"{what} must not be empty", field=what)
     if len(value) > MAX_ID_LENGTH:
         raise InvalidConversationId(
-            f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed",
+            f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed "
+            "(a fixed limit: ids are part of Redis key names; use a digest of a longer id, "
+            "e.g. hashlib.sha256(id.encode()).hexdigest())",
             field=what,
         )
     for ch in value:
         code = ord(ch)
         if code < 32 or 127 <= code < 160:
             raise InvalidConversationId(
-                f"{what} contains the control character U+{code:04X}", field=what
+                f"{what} contains the control character U+{code:04X}; ids cannot hold control "
+                "characters (a fixed rule: ids are part of key names and logs)",
+                field=what,
             )
     return value
 

@@ -32,5 +32,6 @@ UPDATE = _load("update")
 DELETE = _load("delete", prelude=False)
 PRUNE = _load("prune", prelude=False)
 RESTORE = _load("restore")
+DELETE_IF_LENGTH = _load("delete_if_length", prelude=False)  # the peers' lists (migrate.py)
 POP = _load("pop")  # the Agents SDK session's pop_item
-ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, POP)
+ALL = (APPEND, CREATE, UPDATE, DELETE, PRUNE, RESTORE, DELETE_IF_LENGTH, POP)

@@ -3,10 +3,16 @@
 Nothing is read at import: build ``Settings()`` (reads the environment then) or pass values
 explicitly (``Settings(redis_url=..., ttl_seconds=...)``); explicit values win over the
 environment. Every variable is listed with its default in ``env.example``.
+
+Objects built without ``settings=`` (stores, LangChain histories) use :func:`get_settings`
+(also ``Settings.cached()``): the environment read once per process, on first use, and again
+only when asked (``get_settings(reload=True)`` or ``get_settings.cache_clear()``), so an object
+built per request costs microseconds, not a parse of the environment.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -15,6 +21,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent_memory import rules
 
 DEFAULT_TTL_SECONDS = 2_592_000  # 30 days
+
+
+_PREFIX_FORBIDDEN = frozenset("{}*?[]\\")
+
+
+def check_prefix(value: str) -> str:
+    """A key prefix as the store uses it (one trailing ``:`` dropped: the key schema adds the
+    separator), or ValueError: non-empty, no braces, glob or control characters."""
+    value = value.rstrip(":")
+    if (
+        not value
+        or not _PREFIX_FORBIDDEN.isdisjoint(value)
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise ValueError(
+            "key prefix must be non-empty, without braces, glob characters or control "
+            f"characters (got {value!r})"
+        )
+    return value
 
 
 def _env(name: str, field: str) -> AliasChoices:
@@ -131,14 +156,12 @@ class Settings(BaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        value = value.rstrip(":")
-        bad = set("{}*?[]\\") & set(value)
-        if not value or bad or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError(
-                "key prefix must be non-empty, without braces, glob characters or control "
-                f"characters (got {value!r})"
-            )
-        return value
+        return check_prefix(value)
+
+    @classmethod
+    def cached(cls, *, reload: bool = False) -> Settings:
+        """The process's settings from the environment (see :func:`get_settings`)."""
+        return get_settings(reload=reload)
 
     @field_validator("data_dir")
     @classmethod
@@ -168,3 +191,30 @@ class Settings(BaseSettings):
     def sentinels(self) -> list[tuple[str, int]]:
         """REDIS_SENTINELS (``host:port,host:port``) as (host, port) pairs."""
         return _host_ports(self.redis_sentinels or "")
+
+
+class _Cached:
+    """:func:`get_settings`: one ``Settings()`` per process, rebuilt on request."""
+
+    def __init__(self) -> None:
+        self._value: Settings | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *, reload: bool = False) -> Settings:
+        value = self._value
+        if value is None or reload:
+            with self._lock:
+                if self._value is None or reload:
+                    self._value = Settings()
+                value = self._value
+        return value
+
+    def cache_clear(self) -> None:
+        """Forget the settings read: the next call reads the environment again."""
+        self._value = None
+
+
+get_settings = _Cached()
+"""``get_settings()``: the settings from the environment, read on the first call and kept for
+the process; ``get_settings(reload=True)`` reads it again, ``get_settings.cache_clear()`` makes
+the next call read it."""

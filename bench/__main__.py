@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agent_memory import ConversationStore, Settings
 from agent_memory.embedded import RedisProcess
-from bench import counts, report, scale
+from bench import construct, counts, report, scale
 from bench.subjects import TTL, Ours, OursSharedClient, Peer, all_subjects
 from bench.workloads import Sizes, run_workloads, warm
 
@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s in servers:
                 s.start()
             rates = [_workloads(s, sizes, repeats) for s in servers]
+            construction = construct.measure(servers[0].url, args.quick)
             static = _counts_memory_scale(servers[1], args.quick)
             api = None
             if not args.no_api:
@@ -91,7 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s in servers:
                 s.stop()
     text = report.render(
-        rates, static, api, versions, repeats, args.quick, time.monotonic() - started
+        rates,
+        static,
+        api,
+        construction,
+        versions,
+        repeats,
+        args.quick,
+        time.monotonic() - started,
     )
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from agent_memory import rules
@@ -11,12 +12,29 @@ from agent_memory.errors import InvalidInput
 from agent_memory.keys import ConversationKeys, KeySchema, validate_id
 from agent_memory.plan import Batch, Call, Plan
 from agent_memory.replies import text
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, check_prefix
 
 KEYS_CACHED = 4096
 SCAN_COUNT = 1000  # keys per SCAN step
 KeySlot = Callable[[str | bytes], int]
 """A key's cluster hash slot; the drivers supply redis-py's (plans import no redis-py)."""
+
+
+def ttl_to_ms(ttl: object) -> int:
+    """A store TTL (seconds: int, or float / timedelta to the millisecond) in milliseconds,
+    or InvalidInput: every key has a TTL, so zero, negative and None-like values are refused."""
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl * 1000 >= 1:
+        raise InvalidInput(
+            f"ttl must be a positive number of seconds (int, float or timedelta), not {ttl!r}; "
+            "every key the store writes expires (the default, CACHE_TTL_AGENT_MEMORY, is 30 "
+            "days)",
+            field="ttl",
+        )
+    if ttl * 1000 > 2**62:
+        raise InvalidInput(f"ttl {ttl!r} is too large", field="ttl")
+    return round(ttl * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +59,16 @@ class StoreConfig:
         settings: Settings,
         *,
         key_prefix: str | None = None,
-        ttl: int | None = None,
+        ttl: int | float | timedelta | None = None,
         cluster: bool = False,
     ) -> StoreConfig:
-        if key_prefix is not None:
-            settings = settings.model_copy(
-                update={"key_prefix": Settings(key_prefix=key_prefix).key_prefix}
-            )
-        ttl_seconds = settings.ttl_seconds if ttl is None else ttl
-        if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-            raise InvalidInput(
-                f"ttl must be a positive number of seconds, not {ttl!r}", field="ttl"
-            )
+        try:  # a pure check: building Settings() here would read the environment each time
+            prefix = settings.key_prefix if key_prefix is None else check_prefix(key_prefix)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="key_prefix") from None
         return cls(
-            keys=KeySchema(settings.key_prefix),
-            ttl_ms=ttl_seconds * 1000,
+            keys=KeySchema(prefix),
+            ttl_ms=settings.ttl_seconds * 1000 if ttl is None else ttl_to_ms(ttl),
             max_message_bytes=settings.max_message_bytes,
             max_messages_per_request=settings.max_messages_per_request,
             touch_on_read=settings.touch_on_read,

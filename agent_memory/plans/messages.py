@@ -58,7 +58,8 @@ class MessagePlans(PlanContext):
         if len(messages) > self.config.max_messages_per_request:
             raise InvalidInput(
                 f"{len(messages)} messages in one call; at most "
-                f"{self.config.max_messages_per_request} are allowed",
+                f"{self.config.max_messages_per_request} are allowed "
+                "(AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST, or Settings(max_messages_per_request=))",
                 field="messages",
             )
         records: list[dict[str, Any]] = []
@@ -85,15 +86,21 @@ class MessagePlans(PlanContext):
     ) -> Plan[list[StoredMessage]]:
         """Append ``messages`` atomically (all or none), creating the conversation if needed;
         a message whose id is already stored is returned as stored (``added=False``)."""
-        keys = self._script_keys(conversation_id)
+        self.conversation_keys(conversation_id)  # the id is checked before the messages
         records, argv = self.encode_messages(messages)
         if not records:
             return []
         # Every call carries a token, so a retry of this very call (by redis-py after a lost
         # reply, or by the caller with the same idempotency key) replays instead of re-adding.
         token = idempotency_token(idempotency_key) if idempotency_key else os.urandom(12).hex()
-        argv = [self.config.ttl_ms, conversation_id, token, *argv]
-        batch = [Call.run(scripts.APPEND, keys, argv)]
+        reply = yield from self._append_script(conversation_id, token, argv)
+        return _appended(reply, records)
+
+    def _append_script(self, conversation_id: str, token: str, pairs: list[Any]) -> Plan[Any]:
+        """Run the append script on (message id or '', payload) ``pairs`` (with WAITAOF when
+        configured; then the cluster index updates); its reply: cursor, payload-or-'' each."""
+        argv = [self.config.ttl_ms, conversation_id, token, *pairs]
+        batch = [Call.run(scripts.APPEND, self._script_keys(conversation_id), argv)]
         if self.config.fsync_ack:
             batch.append(self._waitaof())
         reply, *fsynced = yield batch
@@ -105,7 +112,7 @@ class MessagePlans(PlanContext):
         if self.config.cluster:
             reply, info = reply[:-3], reply[-3:]
             yield from self._touch_indexes(conversation_id, info)
-        return _appended(reply, records)
+        return reply
 
     def _waitaof(self) -> Call:
         """WAITAOF 1 0 <timeout>: sent with the append, so it costs no extra round trip. A
@@ -117,6 +124,11 @@ class MessagePlans(PlanContext):
                 "reach the conversation's node); use appendfsync always on the nodes"
             )
         return Call(("WAITAOF", 1, 0, self.config.fsync_timeout_ms))
+
+    def count_messages(self, conversation_id: str) -> Plan[int]:
+        """How many messages the conversation holds (XLEN of its stream; 0 if absent)."""
+        (n,) = yield [Call(("XLEN", self.conversation_keys(conversation_id).stream))]
+        return int(n)
 
     def get_messages(
         self,
