@@ -40,6 +40,7 @@ CHECKPOINT_READ = _load("checkpoint_read", extra=("_checkpoint",))
 CHECKPOINT_ADMIN = _load("checkpoint_admin", extra=("_checkpoint",))
 # The LangGraph store (agent_memory.langgraph.store): every item command, one script.
 ITEMS = _load("items")
+POP = _load("pop")  # the Agents SDK session's pop_item
 ALL = (
     APPEND,
     CREATE,
@@ -53,4 +54,5 @@ ALL = (
     CHECKPOINT_READ,
     CHECKPOINT_ADMIN,
     ITEMS,
+    POP,
 )
