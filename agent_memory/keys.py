@@ -6,9 +6,14 @@ Layout (``P`` is the prefix, ``E`` the encoded conversation id)::
     P:c:{E}:h    hash     conversation metadata
     P:c:{E}:i    hash     message id -> stream cursor (idempotent appends)
     P:c:{E}:t    list     recent append tokens -> cursors (retries of one call)
+    P:c:{E}:k    zset     LangGraph checkpoints: ``ns NUL checkpoint_id`` (lex order)
+    P:c:{E}:d    hash     LangGraph checkpoint records and channel values (see langgraph/)
+    P:c:{E}:w    zset     LangGraph pending writes, in ``writes_sort_key`` order (lex)
+    P:c:{E}:r    zset     LangGraph run id -> its checkpoints (``run NUL ns NUL id``)
     P:x:all      zset     conversation id -> last activity (ms)
     P:x:u:U      zset     per user (U = encoded user id)
     P:x:a:A      zset     per agent
+    P:x:runs     zset     LangGraph ``run NUL thread id`` (delete_for_runs across threads)
 
 All of one conversation's keys share the hash tag ``{E}``, so one script touches them all on a
 single server or a cluster. The encoding is injective: ``%`` and every brace, glob or separator
@@ -88,10 +93,20 @@ class ConversationKeys:
     meta: str
     ids: str
     tokens: str
+    checkpoints: str
+    data: str
+    writes: str
+    runs: str
 
     @property
     def all(self) -> tuple[str, str, str, str]:
+        """The keys the store's own scripts take (KEYS[1..4])."""
         return (self.stream, self.meta, self.ids, self.tokens)
+
+    @property
+    def thread(self) -> tuple[str, str, str, str]:
+        """The keys of a LangGraph thread's checkpoints (agent_memory.langgraph)."""
+        return (self.checkpoints, self.data, self.writes, self.runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +117,7 @@ class KeySchema:
 
     def conversation(self, conversation_id: str) -> ConversationKeys:
         base = f"{self.prefix}:c:{{{encode_id(conversation_id)}}}:"
-        return ConversationKeys(base + "s", base + "h", base + "i", base + "t")
+        return ConversationKeys(*(base + kind for kind in ("s", "h", "i", "t", "k", "d", "w", "r")))
 
     @property
     def index_all(self) -> str:
@@ -113,6 +128,10 @@ class KeySchema:
 
     def index_agent(self, agent_id: str) -> str:
         return f"{self.prefix}:x:a:{encode_id(agent_id)}"
+
+    @property
+    def index_runs(self) -> str:
+        return f"{self.prefix}:x:runs"
 
     @property
     def scan_pattern(self) -> str:

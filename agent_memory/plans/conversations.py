@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from agent_memory import rules, scripts
@@ -17,7 +17,7 @@ from agent_memory.errors import (
 )
 from agent_memory.keys import validate_id
 from agent_memory.models import Conversation, ms_to_datetime
-from agent_memory.plan import Call, Plan
+from agent_memory.plan import Batch, Call, Plan
 from agent_memory.plans.context import PlanContext
 from agent_memory.replies import string_map, texts
 
@@ -157,11 +157,18 @@ class ConversationPlans(PlanContext):
             raise VersionConflict(conversation_id, int(check), int(version))
         return parse_conversation(meta, expiry)
 
+    def _deleting_threads(self, ids: Sequence[str], batch: Batch) -> Plan[list[Any]]:
+        """``batch`` (a DELETE script call per id) with a DEL of each id's LangGraph checkpoint
+        keys (agent_memory.langgraph) in the same round trip; returns the scripts' replies."""
+        replies = yield batch + [Call(("DEL", *self.conversation_keys(c).thread)) for c in ids]
+        return replies[: len(batch)]
+
     def delete_conversation(self, conversation_id: str) -> Plan[bool]:
         """Delete all of a conversation's keys and index entries; False if it did not exist."""
-        (deleted,) = yield [
-            Call.run(scripts.DELETE, self._script_keys(conversation_id), [conversation_id])
-        ]
+        (deleted,) = yield from self._deleting_threads(
+            [conversation_id],
+            [Call.run(scripts.DELETE, self._script_keys(conversation_id), [conversation_id])],
+        )
         if self.config.cluster:
             deleted, *named = deleted
             yield from self._untouch_indexes([(conversation_id, named)])
@@ -177,15 +184,14 @@ class ConversationPlans(PlanContext):
                 return count
             ids = texts(members)
             if self.config.cluster:
-                replies = yield [
-                    Call.run(scripts.DELETE, self._script_keys(cid), [cid]) for cid in ids
-                ]
+                replies = yield from self._deleting_threads(
+                    ids, [Call.run(scripts.DELETE, self._script_keys(cid), [cid]) for cid in ids]
+                )
                 yield from self._untouch_indexes(
                     (cid, (index, *named)) for cid, (_, *named) in zip(ids, replies, strict=True)
                 )
                 replies = [reply[0] for reply in replies]
             else:
-                replies = yield [
-                    Call.run(scripts.DELETE, (*self._script_keys(cid), index), [cid]) for cid in ids
-                ]
+                batch = [Call.run(scripts.DELETE, (*self._script_keys(c), index), [c]) for c in ids]
+                replies = yield from self._deleting_threads(ids, batch)
             count += sum(replies)
