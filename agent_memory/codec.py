@@ -287,10 +287,7 @@ def message_from_payload(payload: bytes | str) -> BaseMessage:
     """The LangChain message of a stored payload, equal to
     ``record_to_langchain(decode_payload(payload))`` and built without copying the freshly
     decoded record's dicts (for reads that want messages, not records)."""
-    if type(payload) is bytes and payload.endswith(_EXACT):
-        rec: Record = orjson.loads(payload)
-    else:
-        rec = decode_payload(payload)
+    rec = decode_payload(payload)
     role = rec["role"]
     template = _TEMPLATES.get(role)
     if template is not None and type(rec["content"]) is str:
@@ -325,18 +322,14 @@ def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
     """The JSON bytes stored in the stream entry; raises before anything is stored.
 
     orjson writes it when its bytes read back equal to the record (else the json module
-    decides). Bytes that orjson reads back exactly (no integer literal of 19+ digits, and
-    equal to the record) are stored with a trailing newline, which JSON ignores: reads of such
-    a payload skip :func:`decode_payload`'s scan for long digit runs."""
+    decides). The payload is plain JSON (UTF-8, no marker): :func:`decode_payload` decides
+    how to read it from its bytes alone, so entries written by anyone read back exactly."""
     try:
         fast = orjson.dumps(rec)
     except TypeError:
         fast = None
-    if fast is not None and len(fast) <= max_bytes:
-        if not _has_long_run(fast) and orjson.loads(fast) == rec:
-            return fast + _EXACT
-        if decode_payload(fast) == rec:
-            return fast
+    if fast is not None and len(fast) <= max_bytes and decode_payload(fast) == rec:
+        return fast
     return _encode_checked(rec, max_bytes, index)
 
 
@@ -366,11 +359,11 @@ def _encode_checked(rec: Record, max_bytes: int, index: int) -> bytes:
 # orjson reads integers beyond 64 bits as floats: a payload with a run of 19+ digits (anywhere,
 # strings included) is read by the json module instead, so every value comes back exactly. The
 # run is found by mapping digits to "0" and everything else to " " (a C loop, unlike a regex).
-# A payload ending in _EXACT was found exact for orjson when written (see encode_record); no
-# writer of JSON (ours before the marker, the json module) ends a payload with it.
+# No byte of the payload is trusted to say how to read it: entries written before this rule
+# ended in a newline meaning "exact for orjson", but a foreign writer's JSON can end in one too
+# (json.dumps(...) + "\n", JSON Lines) and carry big integers; every payload is scanned.
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 19
-_EXACT = b"\n"
 
 
 def _has_long_run(payload: bytes) -> bool:
@@ -380,9 +373,6 @@ def _has_long_run(payload: bytes) -> bool:
 def decode_payload(payload: bytes | str) -> Record:
     if isinstance(payload, str):
         payload = payload.encode()
-    if payload.endswith(_EXACT):
-        marked: Record = orjson.loads(payload)
-        return marked
     rec: Record = (json.loads if _has_long_run(payload) else orjson.loads)(payload)
     return rec
 
