@@ -13,7 +13,8 @@ Every error the library raises on purpose is an ``AgentMemoryError``::
         ├── InvalidConversationId
         ├── InvalidMessage
         │   └── MessageTooLarge
-        └── InvalidCursor
+        ├── InvalidCursor
+        └── IdempotencyKeyReused    the key of an earlier append, with other messages
 
 ``InvalidInput`` derives from ``ValueError`` so that code written for plain Python conventions
 keeps working; ``ConversationNotFound`` derives from ``KeyError`` for the same reason.
@@ -28,8 +29,9 @@ class AgentMemoryError(Exception):
 
 
 class StoreUnavailable(AgentMemoryError):
-    """Redis could not be reached or did not answer in time; the operation had no effect
-    that the caller can rely on (an append may be retried with the same message ids)."""
+    """Redis could not be reached or did not answer in time. The outcome of a write is
+    unknown (it may have been applied): retrying an append with the same message ids or the
+    same idempotency key is always safe."""
 
 
 class ServerUnsupported(AgentMemoryError):
@@ -91,3 +93,18 @@ class MessageTooLarge(InvalidMessage):
 
 class InvalidCursor(InvalidInput):
     """A paging cursor is not one the store produced."""
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An append's idempotency key was used before, on this conversation and within the
+    idempotency TTL, with a different batch of messages: nothing was stored."""
+
+    def __init__(self, key: str, conversation_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used on conversation {conversation_id!r} with other "
+            "messages; use a new key for a new batch (keys are remembered for "
+            "AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS)",
+            field="idempotency_key",
+        )
+        self.key = key
+        self.conversation_id = conversation_id
