@@ -8,7 +8,6 @@ from agent_memory.errors import (
     ConversationExists,
     ConversationNotFound,
     EmbeddedServerError,
-    IdempotencyKeyReused,
     InvalidConversationId,
     InvalidCursor,
     InvalidInput,
@@ -16,6 +15,8 @@ from agent_memory.errors import (
     MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
+    TooLarge,
+    UnreadableRecord,
     VersionConflict,
 )
 from agent_memory.langchain import RedisChatMessageHistory
@@ -34,7 +35,6 @@ __all__ = [
     "ConversationPage",
     "ConversationStore",
     "EmbeddedServerError",
-    "IdempotencyKeyReused",
     "InvalidConversationId",
     "InvalidCursor",
     "InvalidInput",
@@ -46,7 +46,9 @@ __all__ = [
     "Settings",
     "StoreUnavailable",
     "StoredMessage",
+    "TooLarge",
     "ToolCall",
+    "UnreadableRecord",
     "VersionConflict",
     "__version__",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio.cluster
@@ -16,7 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, get_settings
 
 ClientT = TypeVar("ClientT")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +37,12 @@ def refused(batch: Batch, exc: Exception) -> bool:
         and isinstance(exc, ResponseError)
         and not isinstance(exc, NoScriptError)
     )
+
+
+def writes(batch: Batch) -> bool:
+    """True when ``batch`` may change data (every write of the store is a script), so a
+    failure of it leaves the outcome unknown."""
+    return any(call.script is not None for call in batch)
 
 
 def noscript(batch: Batch, replies: list[Any]) -> list[int]:
@@ -91,10 +98,10 @@ class StoreBase(Generic[ClientT]):
         *,
         settings: Settings | None = None,
         key_prefix: str | None = None,
-        ttl: int | None = None,
+        ttl: int | float | timedelta | None = None,
     ) -> None:
         self._client = client
-        self._settings = settings if settings is not None else Settings()
+        self._settings = settings if settings is not None else get_settings()
         cluster = isinstance(
             client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
         )

@@ -1,4 +1,5 @@
-"""The ``agent-memory`` command line: ``serve``, ``doctor``, ``stats``, ``export``, ``import``.
+"""The ``agent-memory`` command line: ``serve``, ``mcp``, ``doctor``, ``stats``, ``export``,
+``import``.
 
 Each command builds its own ``Settings()`` (the environment is read then, not at import) and
 imports what it needs inside the function, so ``agent-memory --help`` stays fast and the library
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -41,11 +43,11 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _redis_for(settings: Settings) -> Iterator[Settings]:
+def _redis_for(settings: Settings, *, err: bool = False) -> Iterator[Settings]:
     """The settings to serve with: as given, or pointed at an embedded server started here
-    (AOF on, in ``data_dir/redis``) and stopped on the way out."""
+    (AOF on, in ``data_dir/redis``) and stopped on the way out. ``err``: say so on stderr."""
     if not settings.embedded:
-        typer.echo(f"agent-memory: using Redis at {settings.url} (DB {settings.redis_db})")
+        typer.echo(f"agent-memory: using Redis at {settings.url} (DB {settings.redis_db})", err=err)
         yield settings
         return
     from agent_memory.embedded import RedisProcess
@@ -57,12 +59,13 @@ def _redis_for(settings: Settings) -> Iterator[Settings]:
             record(server.pid, server.port)
             typer.echo(
                 f"agent-memory: embedded Redis at {server.url} (DB {settings.redis_db}), "
-                f"data (AOF) in {server.data_dir}"
+                f"data (AOF) in {server.data_dir}",
+                err=err,
             )
             yield settings.model_copy(update={"redis_url": f"{server.url}/{settings.redis_db}"})
         finally:
             server.stop()
-            typer.echo("agent-memory: embedded Redis stopped")
+            typer.echo("agent-memory: embedded Redis stopped", err=err)
 
 
 @contextlib.contextmanager
@@ -152,6 +155,46 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
 
 
+@app.command()
+def mcp(
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve this tenant's conversations, the ones its API keys see (default: "
+            "AGENT_MEMORY_MCP_TENANT; unset: those of the API without keys)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the memory tools over MCP on stdin/stdout, for an MCP client to launch.
+
+    Redis: REDIS_URL or REDIS_HOST; with neither, the embedded server of a running
+    'agent-memory serve' on AGENT_MEMORY_DATA_DIR, else an embedded server of its own (AOF on,
+    stopped on exit). Everything it says goes to stderr: stdout carries the protocol."""
+    try:
+        import anyio
+
+        from agent_memory import mcp as tools
+    except ImportError:
+        _refuse("the MCP tools need the mcp extra: pip install 'agent-memory[mcp]'")
+    from agent_memory.errors import InvalidInput
+
+    settings = _settings_for(None)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with _redis_for(settings, err=True) as effective:
+            anyio.run(tools.serve_stdio, effective, tenant or settings.mcp_tenant)
+    except InvalidInput as exc:
+        _refuse(str(exc))
+    except SystemExit:
+        # SIGTERM: the store is closed and the embedded server stopped, but a worker thread
+        # still blocks reading stdin, and a normal exit would wait for it (for ever, if the
+        # client keeps stdin open).
+        sys.stderr.flush()
+        os._exit(0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _settings_for(url: str | None) -> Settings:
     """Settings from the environment, pointed at ``url`` when one is given, else at the
     embedded server a running ``serve`` has on the data directory (if any)."""
@@ -216,7 +259,11 @@ def _progress(label: str, total: int | None, quiet: bool) -> Iterator[Any]:
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda done, text: bar.update(task, completed=done, description=f"{label} {text}")
+
+        def update(done: int, text: str, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total, description=f"{label} {text}")
+
+        yield update
 
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -250,17 +297,88 @@ def export_(
                     update(stats.conversations, f"{stats.messages} messages")
 
             stats = _guarded(lambda: export_jsonl(store, out, progress=report))
-    typer.echo(f"exported {stats.conversations} conversations, {stats.messages} messages", err=True)
+    typer.echo(
+        f"exported {stats.conversations} conversations, {stats.messages} messages, "
+        f"{stats.items} LangGraph store items",
+        err=True,
+    )
+
+
+PEERS = ("langchain-community",)
 
 
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="JSON Lines file of an export, '-' for stdin.")],
+    source: Annotated[
+        str | None,
+        typer.Argument(help="JSON Lines file of an export, '-' for stdin (not with --from)."),
+    ] = None,
     url: UrlOption = None,
     quiet: QuietOption = False,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Import what a peer left in Redis instead of a file: 'langchain-community' "
+            "(RedisChatMessageHistory lists).",
+        ),
+    ] = None,
+    source_url: Annotated[
+        str | None,
+        typer.Option(help="Redis URL of the peer's data (default: the --url server)."),
+    ] = None,
+    source_db: Annotated[
+        int | None,
+        typer.Option(
+            help="Database of the peer's data (default: 0 without --source-url, as "
+            "the peer's default URL; else the URL's)."
+        ),
+    ] = None,
+    source_prefix: Annotated[str, typer.Option(help="The peer's key_prefix.")] = "message_store:",
+    session: Annotated[
+        str | None, typer.Option(help="Import this session only (default: all).")
+    ] = None,
+    key_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="The key_prefix your code passes to agent_memory.RedisChatMessageHistory "
+            "(default: none, the configured AGENT_MEMORY_PREFIX)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be imported; write nothing.")
+    ] = False,
+    delete_source: Annotated[
+        bool,
+        typer.Option(
+            "--delete-source",
+            help="Delete each peer list once all of it is imported (kept if it changed).",
+        ),
+    ] = False,
 ) -> None:
-    """Restore an export. Conversations that exist are left alone, so running it twice adds
-    nothing; an interrupted import completes when run again."""
+    """Restore an export, or (--from) import the histories a peer left in Redis.
+
+    Both add nothing when run twice and complete an interrupted run when run again.
+
+    An export: conversations that exist are left alone.
+
+    --from langchain-community: each list <source-prefix><session> goes to conversation <session>.
+
+    The peer's data is only read, unless --delete-source."""
+    if from_ is not None:
+        if source is not None:
+            _refuse("give a file or --from, not both")
+        if from_ not in PEERS:
+            _refuse(f"--from takes one of: {', '.join(PEERS)} (not {from_!r})")
+        peer = PeerSource(source_url, source_db, source_prefix, session)
+        _import_peer(url, peer, key_prefix, dry_run, delete_source, quiet)
+        return
+    if source is None:
+        _refuse("give a JSON Lines file to import, or --from langchain-community")
+    _import_file(source, url, quiet)
+
+
+def _import_file(source: str, url: str | None, quiet: bool) -> None:
     from agent_memory.store import ConversationStore
     from agent_memory.transfer import import_jsonl
 
@@ -283,9 +401,87 @@ def import_(
         stats = _guarded(lambda: import_jsonl(store, lines, progress=report))
     typer.echo(
         f"restored {stats.conversations} conversations, {stats.messages} messages; "
-        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired",
+        f"{stats.skipped_existing} already present, {stats.skipped_expired} expired; "
+        f"{stats.items} LangGraph store items restored",
         err=True,
     )
+
+
+@dataclass(frozen=True)
+class PeerSource:
+    """Where the peer's histories are: server, database, key prefix, one session or all."""
+
+    url: str | None
+    db: int | None
+    prefix: str
+    session: str | None
+
+    def settings(self, target: Settings) -> Settings:
+        """Connection settings for the source: ``url`` (else the target's server) with
+        ``db`` (else 0 without a URL, the peer's default; else the URL's database)."""
+        from agent_memory.connection import settings_for_url
+
+        link = self.url or target.url
+        db = self.db if self.db is not None else (None if self.url else 0)
+        if db is not None:
+            link = _with_db(link, db)
+        plain = target.model_copy(update={"redis_cluster": False, "redis_sentinels": None})
+        return settings_for_url(plain, link)
+
+
+def _with_db(url: str, db: int) -> str:
+    """``url`` naming database ``db`` (path for redis/rediss/sentinel URLs, query for unix)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query)) | {"db": str(db)}
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    if parts.scheme.endswith("+sentinel"):
+        service = parts.path.strip("/").split("/")[0] or "mymaster"
+        return urlunsplit(parts._replace(path=f"/{service}/{db}"))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _import_peer(
+    url: str | None,
+    peer: PeerSource,
+    key_prefix: str | None,
+    dry_run: bool,
+    delete_source: bool,
+    quiet: bool,
+) -> None:
+    from agent_memory import connection
+    from agent_memory.langchain import history_prefix
+    from agent_memory.migrate import ImportReport, import_langchain_community
+    from agent_memory.store import ConversationStore
+
+    target = _settings_for(url)
+    prefix = history_prefix(key_prefix) if key_prefix is not None else None
+    source_client = connection.sync_client(peer.settings(target))
+    with (
+        ConversationStore.from_settings(target, key_prefix=prefix) as store,
+        contextlib.closing(source_client),
+        _progress("importing", None, quiet) as update,
+    ):
+
+        def report(done: ImportReport, session_id: str) -> None:
+            if update is not None:
+                update(done.sessions, session_id[:40], done.total_sessions)
+
+        result = _guarded(
+            lambda: import_langchain_community(
+                store,
+                source_client,
+                source_prefix=peer.prefix,
+                session=peer.session,
+                dry_run=dry_run,
+                delete_source=delete_source,
+                progress=report,
+            )
+        )
+    for line in result.lines():
+        typer.echo(line, err=True)
 
 
 def _guarded(run: Callable[[], T]) -> T:

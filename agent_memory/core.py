@@ -21,6 +21,7 @@ from agent_memory.plans.listing import (
     encode_list_cursor,
 )
 from agent_memory.plans.messages import InputMessage, MessagePlans, idempotency_token
+from agent_memory.plans.peers import PeerPlans
 from agent_memory.plans.transfer import TransferPlans
 from agent_memory.rules import MAX_TITLE_LENGTH
 
@@ -44,7 +45,9 @@ __all__ = [
 ]
 
 
-class StoreCore(MessagePlans, ConversationPlans, ListingPlans, AdminPlans, TransferPlans):
+class StoreCore(  # PeerPlans extends MessagePlans (its appends), so it comes first
+    PeerPlans, MessagePlans, ConversationPlans, ListingPlans, AdminPlans, TransferPlans
+):
     """Every store operation as a plan; shared by ConversationStore and AsyncConversationStore.
 
     Each public generator method is one operation; the stores expose it under the same name
@@ -56,6 +59,7 @@ OPERATIONS: tuple[str, ...] = (
     "append",
     "get_messages",
     "get_langchain_messages",
+    "count_messages",
     "create",
     "get_conversation",
     "update_conversation",
@@ -69,5 +73,10 @@ OPERATIONS: tuple[str, ...] = (
     "export_head",
     "export_chunk",
     "import_chunk",
+    "peer_scan",
+    "peer_type",
+    "peer_read",
+    "peer_delete",
+    "peer_import",
 )
 """The plans both stores run as methods of the same name, signature and documentation."""

@@ -9,12 +9,13 @@ Every error the library raises on purpose is an ``AgentMemoryError``::
     ├── ConversationNotFound        (also a KeyError)
     ├── ConversationExists          create() with an id that is taken
     ├── VersionConflict             optimistic concurrency: stale expected version
+    ├── UnreadableRecord            a stored record this store cannot read (another writer's)
     └── InvalidInput                (also a ValueError) bad id, message, cursor or argument
         ├── InvalidConversationId
         ├── InvalidMessage
-        │   └── MessageTooLarge
-        ├── InvalidCursor
-        └── IdempotencyKeyReused    the key of an earlier append, with other messages
+        │   └── MessageTooLarge     (also a TooLarge)
+        ├── TooLarge                beyond a configured size limit (call bytes, metadata)
+        └── InvalidCursor
 
 ``InvalidInput`` derives from ``ValueError`` so that code written for plain Python conventions
 keeps working; ``ConversationNotFound`` derives from ``KeyError`` for the same reason.
@@ -29,9 +30,19 @@ class AgentMemoryError(Exception):
 
 
 class StoreUnavailable(AgentMemoryError):
-    """Redis could not be reached or did not answer in time. The outcome of a write is
-    unknown (it may have been applied): retrying an append with the same message ids or the
-    same idempotency key is always safe."""
+    """Redis could not be reached, did not answer in time, or refused writes (full, read-only);
+    the operation had no effect that the caller can rely on. On a write the outcome is
+    unknown (it may have been applied): retrying with the same message ids / idempotency key
+    is safe."""
+
+
+class UnreadableRecord(AgentMemoryError):
+    """A stored record cannot be read back (not written by this store: another program wrote
+    the key). Reads of many records skip such a record with a logged warning instead."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ServerUnsupported(AgentMemoryError):
@@ -87,24 +98,13 @@ class InvalidMessage(InvalidInput):
     """A message cannot be stored as given (unknown role, unserialisable content, ...)."""
 
 
-class MessageTooLarge(InvalidMessage):
-    """A message's encoded size exceeds the configured maximum."""
+class TooLarge(InvalidInput):
+    """An input exceeds a configured size limit (the message names the setting)."""
+
+
+class MessageTooLarge(InvalidMessage, TooLarge):
+    """A message's (or one append call's) encoded size exceeds the configured maximum."""
 
 
 class InvalidCursor(InvalidInput):
     """A paging cursor is not one the store produced."""
-
-
-class IdempotencyKeyReused(InvalidInput):
-    """An append's idempotency key was used before, on this conversation and within the
-    idempotency TTL, with a different batch of messages: nothing was stored."""
-
-    def __init__(self, key: str, conversation_id: str) -> None:
-        super().__init__(
-            f"idempotency key {key!r} was used on conversation {conversation_id!r} with other "
-            "messages; use a new key for a new batch (keys are remembered for "
-            "AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS)",
-            field="idempotency_key",
-        )
-        self.key = key
-        self.conversation_id = conversation_id

@@ -3,10 +3,16 @@
 Nothing is read at import: build ``Settings()`` (reads the environment then) or pass values
 explicitly (``Settings(redis_url=..., ttl_seconds=...)``); explicit values win over the
 environment. Every variable is listed with its default in ``env.example``.
+
+Objects built without ``settings=`` (stores, LangChain histories) use :func:`get_settings`
+(also ``Settings.cached()``): the environment read once per process, on first use, and again
+only when asked (``get_settings(reload=True)`` or ``get_settings.cache_clear()``), so an object
+built per request costs microseconds, not a parse of the environment.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -17,6 +23,25 @@ from agent_memory import rules
 DEFAULT_TTL_SECONDS = 2_592_000  # 30 days
 BODY_ENVELOPE_BYTES = 65_536
 """What a request body may carry beyond its payload: the JSON envelope and whitespace."""
+
+
+_PREFIX_FORBIDDEN = frozenset("{}*?[]\\")
+
+
+def check_prefix(value: str) -> str:
+    """A key prefix as the store uses it (one trailing ``:`` dropped: the key schema adds the
+    separator), or ValueError: non-empty, no braces, glob or control characters."""
+    value = value.rstrip(":")
+    if (
+        not value
+        or not _PREFIX_FORBIDDEN.isdisjoint(value)
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise ValueError(
+            "key prefix must be non-empty, without braces, glob characters or control "
+            f"characters (got {value!r})"
+        )
+    return value
 
 
 def _env(name: str, field: str) -> AliasChoices:
@@ -94,6 +119,23 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST", "max_messages_per_request"),
     )
+    max_append_bytes: int = Field(
+        rules.DEFAULT_MAX_APPEND_BYTES,
+        gt=0,
+        validation_alias=_env("AGENT_MEMORY_MAX_APPEND_BYTES", "max_append_bytes"),
+    )
+    """Encoded bytes of all messages of one append call (one script: Redis time)."""
+    max_metadata_bytes: int = Field(
+        rules.DEFAULT_MAX_METADATA_BYTES,
+        gt=0,
+        validation_alias=_env("AGENT_MEMORY_MAX_METADATA_BYTES", "max_metadata_bytes"),
+    )
+    max_json_depth: int = Field(
+        rules.DEFAULT_MAX_JSON_DEPTH,
+        ge=8,
+        le=rules.MAX_JSON_DEPTH,
+        validation_alias=_env("AGENT_MEMORY_MAX_JSON_DEPTH", "max_json_depth"),
+    )
     max_page_size: int = Field(
         1000, gt=0, validation_alias=_env("AGENT_MEMORY_MAX_PAGE_SIZE", "max_page_size")
     )
@@ -137,6 +179,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=_env("AGENT_MEMORY_HOST", "host"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("AGENT_MEMORY_PORT", "port"))
 
+    # -- MCP over stdio (`agent-memory mcp`) ---------------------------------------------
+    mcp_tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        validation_alias=_env("AGENT_MEMORY_MCP_TENANT", "mcp_tenant"),
+    )
+    """Serve this tenant's conversations (the prefix its API keys use); unset: the bare prefix."""
+
     @field_validator("redis_sentinels")
     @classmethod
     def _check_sentinels(cls, value: str | None) -> str | None:
@@ -146,14 +197,12 @@ class Settings(BaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        value = value.rstrip(":")
-        bad = set("{}*?[]\\") & set(value)
-        if not value or bad or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError(
-                "key prefix must be non-empty, without braces, glob characters or control "
-                f"characters (got {value!r})"
-            )
-        return value
+        return check_prefix(value)
+
+    @classmethod
+    def cached(cls, *, reload: bool = False) -> Settings:
+        """The process's settings from the environment (see :func:`get_settings`)."""
+        return get_settings(reload=reload)
 
     @field_validator("data_dir")
     @classmethod
@@ -192,3 +241,30 @@ class Settings(BaseSettings):
     def sentinels(self) -> list[tuple[str, int]]:
         """REDIS_SENTINELS (``host:port,host:port``) as (host, port) pairs."""
         return _host_ports(self.redis_sentinels or "")
+
+
+class _Cached:
+    """:func:`get_settings`: one ``Settings()`` per process, rebuilt on request."""
+
+    def __init__(self) -> None:
+        self._value: Settings | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *, reload: bool = False) -> Settings:
+        value = self._value
+        if value is None or reload:
+            with self._lock:
+                if self._value is None or reload:
+                    self._value = Settings()
+                value = self._value
+        return value
+
+    def cache_clear(self) -> None:
+        """Forget the settings read: the next call reads the environment again."""
+        self._value = None
+
+
+get_settings = _Cached()
+"""``get_settings()``: the settings from the environment, read on the first call and kept for
+the process; ``get_settings(reload=True)`` reads it again, ``get_settings.cache_clear()`` makes
+the next call read it."""

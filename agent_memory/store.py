@@ -9,10 +9,10 @@ from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from agent_memory import connection
-from agent_memory._base import StoreBase, described, merged, noscript, refused
+from agent_memory._base import StoreBase, described, merged, noscript, refused, writes
 from agent_memory.core import StoreCore
 from agent_memory.plan import Batch, Call, Plan
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, get_settings
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -36,12 +36,12 @@ class ConversationStore(StoreBase[Redis]):
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> ConversationStore:
-        settings = settings if settings is not None else Settings()
+        settings = settings if settings is not None else get_settings()
         return cls(connection.sync_client(settings), settings=settings, **kwargs)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> ConversationStore:
-        return cls.from_settings(Settings(redis_url=url), **kwargs)
+        return cls.from_settings(connection.settings_for_url(get_settings(), url), **kwargs)
 
     def close(self) -> None:
         self._client.close()
@@ -87,7 +87,7 @@ class ConversationStore(StoreBase[Redis]):
         except RedisError as exc:
             if refused(batch, exc):
                 return [None]
-            raise connection.translate(exc) from exc
+            raise connection.translate(exc, write=writes(batch)) from exc
 
     def run(self, plan: Plan[T]) -> T:
         """Carry ``plan`` (the :mod:`agent_memory.plan` protocol) to Redis and back, a batch per
@@ -108,6 +108,7 @@ class ConversationStore(StoreBase[Redis]):
     append = _op(StoreCore.append)
     get_messages = _op(StoreCore.get_messages)
     get_langchain_messages = _op(StoreCore.get_langchain_messages)
+    count_messages = _op(StoreCore.count_messages)
     create = _op(StoreCore.create)
     get_conversation = _op(StoreCore.get_conversation)
     update_conversation = _op(StoreCore.update_conversation)
@@ -121,3 +122,9 @@ class ConversationStore(StoreBase[Redis]):
     export_head = _op(StoreCore.export_head)
     export_chunk = _op(StoreCore.export_chunk)
     import_chunk = _op(StoreCore.import_chunk)
+    # the import of the peers' histories (agent_memory.migrate)
+    peer_scan = _op(StoreCore.peer_scan)
+    peer_type = _op(StoreCore.peer_type)
+    peer_read = _op(StoreCore.peer_read)
+    peer_delete = _op(StoreCore.peer_delete)
+    peer_import = _op(StoreCore.peer_import)

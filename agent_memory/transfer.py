@@ -30,19 +30,22 @@ store and reads and writes the lines.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from agent_memory import rules
-from agent_memory.codec import encode_record
-from agent_memory.errors import InvalidInput
+from agent_memory.codec import encode_record, readable_record
+from agent_memory.errors import InvalidInput, UnreadableRecord
+from agent_memory.items import ItemConfig, iter_item_lines, restore_item
 from agent_memory.keys import validate_id
 from agent_memory.plans.transfer import CHUNK, INDEX_FIELDS
 
 if TYPE_CHECKING:
     from agent_memory.store import ConversationStore
 
+log = logging.getLogger("agent_memory")
 CHUNK_BYTES = 4 * 1_048_576  # messages per restore call: CHUNK, or fewer when this large
 
 
@@ -60,21 +63,34 @@ class TransferStats:
     skipped_existing: int = 0
     skipped_expired: int = 0
     lines: int = 0
+    items: int = 0
+    """LangGraph store items (agent_memory.items): exported, or restored by an import."""
 
 
 def iter_export(store: ConversationStore, chunk: int = CHUNK) -> Iterator[str]:
-    """The export's lines (without newline), conversation by conversation."""
+    """The export's lines (without newline), conversation by conversation, then the LangGraph
+    store's items."""
     cursor = 0
     while True:
         cursor, ids = store.export_scan(cursor)
         for cid in ids:
             yield from _export_one(store, cid, chunk)
         if cursor == 0:
-            return
+            break
+    for line in iter_item_lines(store.run, _item_config(store)):
+        yield _dumps(line)
+
+
+def _item_config(store: ConversationStore) -> ItemConfig:
+    return ItemConfig(store.keys.prefix, store.config.ttl_ms, store.config.max_message_bytes)
 
 
 def _export_one(store: ConversationStore, cid: str, chunk: int) -> Iterator[str]:
-    head = store.export_head(cid)
+    try:
+        head = store.export_head(cid)
+    except UnreadableRecord as exc:  # another program's key: left out, said in the log
+        log.warning("export skipped conversation %r: %s", cid, exc)
+        return
     if head is None:  # deleted or expired since SCAN saw it
         return
     yield _dumps(head)
@@ -82,7 +98,10 @@ def _export_one(store: ConversationStore, cid: str, chunk: int) -> Iterator[str]
     while True:
         entries = store.export_chunk(cid, after, chunk)
         for cursor, payload in entries:
-            message = json.loads(payload)
+            message = readable_record(payload)
+            if message is None:
+                log.warning("export skipped entry %s of conversation %r: unreadable", cursor, cid)
+                continue
             yield _dumps(
                 {"type": "message", "conversation": cid, "cursor": cursor, "message": message}
             )
@@ -102,6 +121,8 @@ def export_jsonl(
         stats.lines += 1
         if line.startswith('{"type":"conversation"'):
             stats.conversations += 1
+        elif line.startswith('{"type":"item"'):
+            stats.items += 1
         else:
             stats.messages += 1
         if progress is not None:
@@ -147,9 +168,12 @@ class _Importer:
             self.pending = _head(number, obj)
         elif kind == "message":
             self.message(number, obj)
+        elif kind == "item":
+            self.finish()
+            self.item(number, obj)
         else:
             raise InvalidInput(
-                f"line {number}: expected an object with type 'conversation' or 'message'",
+                f"line {number}: expected an object with type 'conversation', 'message' or 'item'",
                 field=f"line {number}",
             )
 
@@ -174,6 +198,16 @@ class _Importer:
         p.size += len(payload)
         if len(p.entries) >= self.chunk or p.size >= CHUNK_BYTES:
             self.send(final=False)
+
+    def item(self, number: int, obj: dict[str, Any]) -> None:
+        plan = restore_item(_item_config(self.store), obj, f"line {number}")
+        status = self.store.run(plan)
+        if status == 1:
+            self.stats.items += 1
+        elif status == 0:
+            self.stats.skipped_existing += 1
+        else:
+            self.stats.skipped_expired += 1
 
     def send(self, final: bool) -> None:
         p = self.pending

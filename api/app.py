@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from agent_memory import __version__
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.settings import Settings
-from api import errors, openapi
+from api import errors, mcp, openapi
 from api.deps import ApiState
 from api.guard import RequestGuard
 from api.routes import cache, conversations, health, messages, metrics
@@ -32,7 +32,9 @@ and `/docs` too, unless `AGENT_MEMORY_DOCS_PUBLIC` is set); `/metrics` needs an 
 metrics key. Request bodies are bounded (`AGENT_MEMORY_MAX_BODY_BYTES`, 413 beyond).
 
 A 503 on a write means **outcome unknown**: the write may have been stored. Retrying it with
-the same message ids or the same `Idempotency-Key` is always safe: it never stores twice."""
+the same message ids or the same `Idempotency-Key` is always safe: it never stores twice.
+
+MCP (streamable HTTP) is served at `/mcp` with the same keys and tenants."""
 
 
 def create_app(
@@ -52,7 +54,8 @@ def create_app(
                 "(key:tenant,...) to require API keys"
             )
         try:
-            yield
+            async with mcp.running(app):
+                yield
         finally:
             if store is None:
                 await base.aclose()
@@ -66,4 +69,5 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=telemetry)
     for module in (health, conversations, messages, cache, metrics):
         app.include_router(module.router)
+    mcp.mount(app)
     return app

@@ -25,7 +25,7 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from agent_memory.aio import AsyncConversationStore
-from agent_memory.keys import encode_id
+from agent_memory.keys import tenant_prefix
 from agent_memory.settings import Settings
 from api.errors import ApiError
 from api.telemetry import Metrics
@@ -51,10 +51,6 @@ def parse_api_keys(raw: str | None) -> dict[str, str]:
 
 def parse_admin_keys(raw: str | None) -> tuple[str, ...]:
     return tuple(k.strip() for k in (raw or "").split(",") if k.strip())
-
-
-def tenant_prefix(prefix: str, tenant: str) -> str:
-    return f"{prefix}:t:{encode_id(tenant)}"
 
 
 @dataclass

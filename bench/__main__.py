@@ -1,4 +1,6 @@
-"""``python -m bench [--quick] [--repeats N] [--out PATH]``: run everything, write RESULTS.md.
+"""``python -m bench [--quick] [--repeats N] [--out PATH] [--only checkpoint]``: run everything,
+write RESULTS.md (``--only checkpoint``: the LangGraph checkpointer section alone, replaced in
+the existing RESULTS.md).
 
 Starts its own redis-server processes (AOF off; AOF everysec) in a temporary directory and
 stops them at the end; nothing else on the machine is touched.
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from agent_memory import ConversationStore, Settings
 from agent_memory.embedded import RedisProcess
-from bench import counts, report, scale
+from bench import checkpoint, construct, counts, report, scale
 from bench.subjects import TTL, Ours, OursSharedClient, Peer, all_subjects
 from bench.workloads import Sizes, run_workloads, warm
 
@@ -27,6 +29,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="repeats per workload (default 5)")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     p.add_argument("--no-api", action="store_true", help="leave the REST API part out")
+    p.add_argument(
+        "--only",
+        choices=["checkpoint"],
+        help="run one section and replace it in the existing report",
+    )
     return p.parse_args(argv)
 
 
@@ -66,8 +73,21 @@ def _counts_memory_scale(server: RedisProcess, quick: bool) -> report.Static:
     return report.Static(counted, memory, scales)
 
 
+def _only_checkpoint(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="agent-memory-bench-") as tmp:
+        section = checkpoint.render(checkpoint.run(Path(tmp), args.quick))
+    existing = (
+        args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmark results\n"
+    )
+    args.out.write_text(checkpoint.splice(existing, section), encoding="utf-8")
+    print("\n".join(section))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    if args.only == "checkpoint":
+        return _only_checkpoint(args)
     sizes = Sizes.quick() if args.quick else Sizes()
     repeats = args.repeats or (1 if args.quick else 5)
     started = time.monotonic()
@@ -80,19 +100,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s in servers:
                 s.start()
             rates = [_workloads(s, sizes, repeats) for s in servers]
+            construction = construct.measure(servers[0].url, args.quick)
             static = _counts_memory_scale(servers[1], args.quick)
             api = None
             if not args.no_api:
                 from bench import api as api_bench
 
                 api = api_bench.run(servers[1], quick=args.quick)
+            checkpoints = checkpoint.render(checkpoint.run(Path(tmp) / "checkpoint", args.quick))
+            from bench import store as store_bench
+
+            store_section = store_bench.run(servers[1], quick=args.quick)
             versions = report.versions(servers[1].client())
         finally:
             for s in servers:
                 s.stop()
     text = report.render(
-        rates, static, api, versions, repeats, args.quick, time.monotonic() - started
+        rates,
+        static,
+        api,
+        construction,
+        versions,
+        repeats,
+        args.quick,
+        time.monotonic() - started,
     )
+    text = checkpoint.splice(text, checkpoints)
+    text = store_bench.replace_section(text, store_section)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0

@@ -101,24 +101,24 @@ class Subject:
 
 
 class Ours(Subject):
+    """Constructed as the peers' users construct theirs: no ``settings=`` (the environment is
+    read once per process), ``url=`` in W6 exactly as for langchain_community's class."""
+
     name = "ours"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self.settings = _settings(url)
         self.client = redis.Redis.from_url(url)
         self._histories: dict[str, RedisChatMessageHistory] = {}
 
     def history(self, sid: str) -> RedisChatMessageHistory:
         h = self._histories.get(sid)
         if h is None:
-            h = self._histories[sid] = RedisChatMessageHistory(
-                sid, redis_client=self.client, settings=self.settings
-            )
+            h = self._histories[sid] = RedisChatMessageHistory(sid, redis_client=self.client)
         return h
 
     def fresh(self, sid: str) -> RedisChatMessageHistory:
-        return RedisChatMessageHistory(sid, redis_url=self.url, settings=self.settings)
+        return RedisChatMessageHistory(sid, url=self.url)
 
     def close(self) -> None:
         self.client.close()
@@ -130,7 +130,7 @@ class OursSharedClient(Ours):
     name = "ours-shared-client"
 
     def fresh(self, sid: str) -> RedisChatMessageHistory:
-        return RedisChatMessageHistory(sid, redis_client=self.client, settings=self.settings)
+        return RedisChatMessageHistory(sid, redis_client=self.client)
 
 
 class Peer(Subject):

@@ -27,10 +27,11 @@ RAISED: list[tuple[errors.AgentMemoryError, int, str]] = [
     (errors.InvalidConversationId("bad id", field="id"), 422, "invalid_input"),
     (errors.InvalidCursor("bad cursor", field="before"), 422, "invalid_input"),
     (errors.InvalidInput("bad"), 422, "invalid_input"),
-    (errors.IdempotencyKeyReused("k", "c"), 422, "idempotency_key_reused"),
     (errors.StoreUnavailable("down"), 503, "store_unavailable"),
     (errors.ServerUnsupported("no WAITAOF"), 501, "server_unsupported"),
     (errors.EmbeddedServerError("no binary"), 502, "store_error"),
+    (errors.TooLarge("metadata too big", field="metadata"), 413, "too_large"),
+    (errors.UnreadableRecord("foreign entry", field="messages"), 502, "store_error"),
 ]
 
 
@@ -68,7 +69,9 @@ async def test_each_store_error_class_has_its_status_and_code(
     assert error["code"] == code
     assert error["field"] == getattr(exc, "field", None)
     assert (response.headers.get("retry-after") is not None) == (status == 503)
-    if status in (501, 502, 503):  # server-side errors: no internal text, only the log
+    if type(exc) is errors.EmbeddedServerError:  # an unexpected store error says nothing
+        assert error["message"] == "the store failed; see the server log"
+    elif status in (501, 503):  # no internal text (addresses, Redis errors): only in the log
         assert str(exc) not in error["message"]
     else:
         assert error["message"] == str(exc)

@@ -38,6 +38,12 @@ def test_quick_run_writes_every_section_of_the_report(report: str) -> None:
         "## Scale",
         "| agent-memory serve |",
         "| bare FastAPI route |",
+        "## LangGraph checkpointers",
+        "### Agent turns/s",
+        "### Per turn",
+        "### One thread's size",
+        "## LangGraph store (BaseStore)",
+        "| search (filter, limit 10) |",
     ):
         assert section in report
     for workload in ("W1", "W2", "W3", "W4", "W5", "W6"):
@@ -48,3 +54,13 @@ def test_ours_takes_one_round_trip_per_append_and_per_read(report: str) -> None:
     for subject in ("ours", "ours-async"):
         for op in ("add_message", "add_messages (10)", "read 50 messages"):
             assert f"| {subject} | {op} | 1 |" in report
+
+
+def test_every_checkpointer_runs_and_ours_takes_a_round_trip_per_saver_call(report: str) -> None:
+    section = report.split("## LangGraph checkpointers", 1)[1]
+    assert "cannot run here" not in section
+    for subject in ("InMemorySaver", "plainredis", "aws-valkey", "sqlite", "ours"):
+        assert f"| {subject} | " in section
+    assert "| one round trip per checkpointer call (get_tuple, put, put_writes) |" in section
+    row = section.split("| one round trip per checkpointer call", 1)[1].split("\n", 1)[0]
+    assert row.endswith("| yes |")

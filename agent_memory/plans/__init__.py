@@ -20,5 +20,6 @@ their replies. The rules every plan keeps:
   copy its signature, with ``Plan[T]`` shown as ``T``.
 
 Modules: :mod:`.context` (config, key cache, script keys, cluster index updates),
-:mod:`.messages`, :mod:`.conversations`, :mod:`.listing`, :mod:`.admin`, :mod:`.transfer`.
+:mod:`.messages`, :mod:`.conversations`, :mod:`.listing`, :mod:`.admin`, :mod:`.transfer`,
+:mod:`.peers` (the import of the peers' histories).
 """

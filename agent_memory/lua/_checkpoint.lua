@@ -1,0 +1,93 @@
+-- Shared by the LangGraph checkpoint scripts (prepended after _prelude.lua by scripts.py).
+-- KEYS[1..8]: one thread's keys, all in its conversation's hash tag: stream, meta, ids, tokens
+-- (the conversation's) and checkpoints, data, writes, runs (keys.py). On a single server
+-- KEYS[9] is the conversation index and KEYS[10] the run index; cluster mode passes neither
+-- (other hash slots) and the plan updates them itself.
+local SEP = '\0'
+local MESSAGES = 'am.messages' .. SEP -- a messages value kept as a reference to the stream
+
+-- A checkpoint's head, the data hash's field ``c NUL ns NUL id``: its value names (channel NUL
+-- version, joined by \1), parent id and run id, each as "<length>:<bytes>", then its record.
+-- Returns names, parent, run and where the record starts.
+local function parse_head(value)
+  local parts, at = {}, 1
+  for i = 1, 3 do
+    local colon = string.find(value, ':', at, true)
+    local n = tonumber(string.sub(value, at, colon - 1))
+    parts[i] = string.sub(value, colon + 1, colon + n)
+    at = colon + n + 1
+  end
+  return parts[1], parts[2], parts[3], at
+end
+
+-- The namespace of a checkpoint member (ns NUL id).
+local function ns_of(member)
+  return string.match(member, '^[^%z]*')
+end
+
+-- The data hash fields of the values named in a head, in namespace ``ns``.
+local function value_fields(ns, names)
+  local fields = {}
+  for name in string.gmatch(names, '[^\1]+') do
+    fields[#fields + 1] = 'b' .. SEP .. ns .. SEP .. name
+  end
+  return fields
+end
+
+-- The stored payload of a stream entry (false if none).
+local function entry_payload(cursor)
+  local entry = redis.call('XRANGE', KEYS[1], cursor, cursor)[1]
+  return entry and entry[2][2]
+end
+
+-- Sliding expiry of all the thread's keys (one absolute time); on a single server also its
+-- entries in the conversation indexes. Returns the expiry (ms).
+local function touch_thread(conv_id, now, ttl)
+  local expire_at = now + ttl
+  local expire_arg = decimal(expire_at)
+  for i = 1, 8 do
+    redis.call('PEXPIREAT', KEYS[i], expire_arg)
+  end
+  if KEYS[9] then
+    local now_arg = decimal(now)
+    touch_index(KEYS[9], conv_id, now_arg, expire_at, expire_arg)
+    for _, key in ipairs(index_names()) do
+      if key then
+        touch_index(key, conv_id, now_arg, expire_at, expire_arg)
+      end
+    end
+  end
+  return expire_at
+end
+
+-- An index zset lives at least until ``expire_at`` (ms).
+local function extend_to(key, expire_at)
+  if redis.call('PEXPIRETIME', key) < expire_at then
+    redis.call('PEXPIREAT', key, decimal(expire_at))
+  end
+end
+
+-- The conversation's metadata hash: created if missing, else its activity and count updated.
+local function ensure_meta(conv_id, now, added)
+  local now_arg = decimal(now)
+  if redis.call('HSETNX', KEYS[2], 'id', conv_id) == 1 then
+    redis.call('HSET', KEYS[2], 'created_at', now_arg, 'updated_at', now_arg,
+      'message_count', decimal(added), 'version', '1')
+  else
+    redis.call('HSET', KEYS[2], 'updated_at', now_arg)
+    if added > 0 then
+      redis.call('HINCRBY', KEYS[2], 'message_count', added)
+    end
+  end
+end
+
+-- The reply's tail: nothing on a single server, index_info in cluster mode.
+local function thread_reply(out, now)
+  if KEYS[9] then
+    return out
+  end
+  for _, value in ipairs(index_info(now)) do
+    out[#out + 1] = value
+  end
+  return out
+end

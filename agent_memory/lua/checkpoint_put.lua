@@ -1,0 +1,101 @@
+-- Store one LangGraph checkpoint: its record, its new channel values and, for the messages
+-- channel of the root namespace, a reference to the thread's stream, to which the messages
+-- not stored yet are appended (the entry format of append.lua).
+-- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 its head (see parse_head), 5 run
+-- id or '', 6 n, then n (field, value) pairs; then the messages
+-- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs.
+-- A reference is "count from to from to ...": the count, then inclusive cursor ranges.
+-- Returns {1, reference or ''}, or {0, i} storing nothing when the i-th message's id is in
+-- the stream with other content (the caller stores that value in full instead).
+local ttl = tonumber(ARGV[1])
+local conv_id = ARGV[2]
+local member = ARGV[3]
+local run = ARGV[5]
+local n = tonumber(ARGV[6])
+local msg_at = 7 + 2 * n
+local msg_field = ARGV[msg_at] or ''
+local now = now_ms()
+local added = 0
+local ref = ''
+
+-- Every message whose id is stored already must be stored with the same payload.
+local known = {}
+if msg_field ~= '' then
+  for i = msg_at + 2, #ARGV, 2 do
+    local mid = ARGV[i]
+    if mid ~= '' and not known[mid] then
+      local cursor = redis.call('HGET', KEYS[3], mid)
+      if cursor then
+        if entry_payload(cursor) ~= ARGV[i + 1] then
+          return {0, (i - msg_at) / 2}
+        end
+        known[mid] = cursor
+      end
+    end
+  end
+end
+
+-- The entry right after ``cursor`` in the stream, or false.
+local function next_cursor(cursor)
+  local entry = redis.call('XRANGE', KEYS[1], '(' .. cursor, '+', 'COUNT', 1)[1]
+  return entry and entry[1]
+end
+
+if msg_field ~= '' then
+  local ranges = {}
+  local count = false
+  local base = ARGV[msg_at + 1]
+  if base ~= '' then
+    for token in string.gmatch(base, '%S+') do
+      if count then
+        ranges[#ranges + 1] = token
+      else
+        count = tonumber(token)
+      end
+    end
+  end
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+  last = last and last[1]
+  for i = msg_at + 2, #ARGV, 2 do
+    local mid = ARGV[i]
+    local cursor = mid ~= '' and known[mid]
+    local follows
+    if cursor then
+      follows = #ranges > 0 and next_cursor(ranges[#ranges]) == cursor
+    else
+      cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
+      if mid ~= '' then
+        redis.call('HSET', KEYS[3], mid, cursor)
+        known[mid] = cursor
+      end
+      follows = #ranges > 0 and ranges[#ranges] == last
+      last = cursor
+      added = added + 1
+    end
+    if follows then
+      ranges[#ranges] = cursor
+    else
+      ranges[#ranges + 1] = cursor
+      ranges[#ranges + 1] = cursor
+    end
+    count = (count or 0) + 1
+  end
+  ref = decimal(count or 0) .. (#ranges > 0 and ' ' .. table.concat(ranges, ' ') or '')
+  redis.call('HSET', KEYS[6], msg_field, MESSAGES .. ref)
+end
+
+redis.call('ZADD', KEYS[5], 0, member)
+redis.call('HSET', KEYS[6], 'c' .. SEP .. member, ARGV[4])
+for i = 7, 6 + 2 * n, 2 do
+  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
+end
+if run ~= '' then
+  redis.call('ZADD', KEYS[8], 0, run .. SEP .. member)
+end
+ensure_meta(conv_id, now, added)
+local expire_at = touch_thread(conv_id, now, ttl)
+if run ~= '' and KEYS[10] then
+  redis.call('ZADD', KEYS[10], 0, run .. SEP .. conv_id)
+  extend_to(KEYS[10], expire_at)
+end
+return thread_reply({1, ref}, now)

@@ -1,0 +1,659 @@
+"""RedisSaver / AsyncRedisSaver behaviour beyond the conformance suite, on fakeredis, a
+redis-server and a valkey-server (the ``backend`` fixture): a thread is a conversation whose
+messages are stored once; values that are not extensions restore exactly (InMemorySaver is the
+oracle); one round trip per put / put_writes / get_tuple; TTLs; deletion through the store;
+concurrent writers;
+errors."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, TypedDict
+
+import fakeredis
+import pytest
+import redis
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    AnyMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.runnables import RunnableConfig
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import (
+    REMOVE_ALL_MESSAGES,
+    _messages_delta_reducer,
+    add_messages,
+)
+
+from agent_memory import (
+    ConversationStore,
+    InvalidInput,
+    RedisChatMessageHistory,
+    Settings,
+    StoreUnavailable,
+)
+from agent_memory.embedded import free_port
+from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
+from tests.support.settings import make_settings
+
+USAGE = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    turns: int
+
+
+class DeltaState(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer)]
+
+
+def _bot(state: Any) -> dict[str, Any]:
+    last = state["messages"][-1]
+    reply = AIMessage(
+        f"echo {last.content}",
+        tool_calls=[{"id": f"call-{uuid.uuid4().hex[:6]}", "name": "look", "args": {"q": "x"}}],
+        usage_metadata=USAGE,
+    )
+    return {"messages": [reply], "turns": state.get("turns", 0) + 1}
+
+
+def _graph(saver: Any, state: type = State) -> Any:
+    builder: Any = StateGraph(state)
+    builder.add_node("bot", _bot)
+    builder.add_edge(START, "bot")
+    builder.add_edge("bot", END)
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.fixture
+def saver(backend: Any, settings: Settings) -> RedisSaver:
+    return RedisSaver(backend.client, settings=settings)
+
+
+def _fresh(backend: Any, settings: Settings) -> RedisSaver:
+    """Another saver on the same database: nothing remembered, as a new process."""
+    return RedisSaver(backend.client, settings=settings)
+
+
+def _own_client(backend: Any) -> Any:
+    """A second, independent connection to the backend's database (another process's)."""
+    if backend.name == "fake":
+        return fakeredis.FakeRedis(server=backend._fake_server, protocol=3)
+    return redis.Redis.from_url(backend._url, db=2)
+
+
+def _config(thread: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread}}
+
+
+def _count_round_trips(saver: RedisSaver) -> list[int]:
+    sent: list[int] = []
+    store: Any = saver.store
+    real = store._execute
+
+    def spy(batch: Any) -> Any:
+        sent.append(len(batch))
+        return real(batch)
+
+    store._execute = spy
+    return sent
+
+
+# -- a thread is a conversation ---------------------------------------------------------------
+def test_a_threads_messages_are_stored_once_in_its_conversation_stream(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    for i in range(6):
+        out = graph.invoke({"messages": [HumanMessage(f"turn {i}")]}, _config("t1"))
+    keys = saver.store.keys.conversation("t1")
+    assert backend.client.xlen(keys.stream) == len(out["messages"]) == 12
+    values = {k: v for k, v in backend.client.hgetall(keys.data).items() if b"\0messages\0" in k}
+    assert len(values) >= 6  # one value per version of the channel ...
+    assert all(v.startswith(b"am.messages\0") for v in values.values())  # ... each a reference
+    state = _graph(_fresh(backend, settings)).get_state(_config("t1")).values
+    assert state["messages"] == out["messages"]
+    assert [type(m) for m in state["messages"]] == [HumanMessage, AIMessage] * 6
+
+
+def test_the_store_and_the_langchain_history_read_the_threads_messages(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    for i in range(3):
+        out = graph.invoke({"messages": [HumanMessage(f"q{i}")]}, _config("shared"))
+    store = ConversationStore(backend.client, settings=settings)
+    assert store.get_langchain_messages("shared") == out["messages"]
+    assert store.get_conversation("shared").message_count == 6
+    history = RedisChatMessageHistory("shared", redis_client=backend.client, settings=settings)
+    assert history.messages == out["messages"]
+
+
+def test_every_message_class_round_trips_exactly_through_get_tuple(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    messages: list[BaseMessage] = [
+        SystemMessage("be brief", id="s1"),
+        HumanMessage([{"type": "text", "text": "blocks"}], id="h1", name="ann"),
+        AIMessage(
+            "",
+            id="a1",
+            tool_calls=[{"id": "c1", "name": "f", "args": {"x": [1, 2]}}],
+            invalid_tool_calls=[{"id": "c2", "name": "g", "args": "{bad", "error": "json"}],
+            usage_metadata=USAGE,
+            response_metadata={"model": "m"},
+            additional_kwargs={"k": {"n": 1}},
+        ),
+        ToolMessage("out", tool_call_id="c1", id="t1", status="error", artifact={"a": 1}),
+        FunctionMessage(content="f out", name="f", id="f1"),
+        ChatMessage(content="hi", role="critic", id="ch1"),
+    ]
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": messages}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    stored = saver.put(
+        {"configurable": {"thread_id": "exact", "checkpoint_ns": ""}},
+        checkpoint,
+        {"source": "input", "step": -1},
+        checkpoint["channel_versions"],
+    )
+    got = _fresh(backend, settings).get_tuple(stored)
+    assert got is not None
+    restored = got.checkpoint["channel_values"]["messages"]
+    assert restored == messages
+    assert [type(m) for m in restored] == [type(m) for m in messages]
+    assert backend.client.xlen(saver.store.keys.conversation("exact").stream) == 6
+
+
+def test_values_the_stream_cannot_hold_are_stored_in_full_and_restored_exactly(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    value = [AIMessageChunk(content="partial", id="x1"), {"role": "user", "content": "a dict"}]
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": value}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    stored = saver.put(
+        {"configurable": {"thread_id": "odd", "checkpoint_ns": ""}},
+        checkpoint,
+        {},
+        checkpoint["channel_versions"],
+    )
+    got = _fresh(backend, settings).get_tuple(stored)
+    assert got is not None
+    assert got.checkpoint["channel_values"]["messages"] == value
+    assert type(got.checkpoint["channel_values"]["messages"][0]) is AIMessageChunk
+    assert backend.client.xlen(saver.store.keys.conversation("odd").stream) == 0
+
+
+def _edits(graph: Any, config: RunnableConfig) -> Iterator[Any]:
+    """A thread whose messages channel is removed from, edited and summarised: each step's
+    state values."""
+    for i in range(3):
+        graph.invoke({"messages": [HumanMessage(f"m{i}", id=f"h{i}")]}, config)
+        yield graph.get_state(config).values
+    first = graph.get_state(config).values["messages"]
+    graph.update_state(config, {"messages": [RemoveMessage(id=first[1].id)]})
+    yield graph.get_state(config).values
+    graph.update_state(config, {"messages": [HumanMessage("m0, edited", id="h0")]})
+    yield graph.get_state(config).values
+    graph.invoke({"messages": [HumanMessage("after the edit", id="h9")]}, config)
+    yield graph.get_state(config).values
+    summary = [RemoveMessage(id=REMOVE_ALL_MESSAGES), SystemMessage("summary", id="sum")]
+    graph.update_state(config, {"messages": summary})
+    yield graph.get_state(config).values
+    graph.invoke({"messages": [HumanMessage("after the summary", id="h10")]}, config)
+    yield graph.get_state(config).values
+
+
+def _deterministic_bot(state: Any) -> dict[str, Any]:
+    n = len(state["messages"])
+    return {"messages": [AIMessage(f"reply {n}", id=f"ai-{n}-{state['messages'][-1].id}")]}
+
+
+def _det_graph(saver: Any, state: type = State) -> Any:
+    builder: Any = StateGraph(state)
+    builder.add_node("bot", _deterministic_bot)
+    builder.add_edge(START, "bot")
+    builder.add_edge("bot", END)
+    return builder.compile(checkpointer=saver)
+
+
+def test_removed_edited_and_summarised_messages_restore_as_in_memory_saver(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    ours = list(_edits(_det_graph(saver), _config("edits")))
+    oracle = list(_edits(_det_graph(InMemorySaver()), _config("edits")))
+    assert ours == oracle
+    fresh = _det_graph(_fresh(backend, settings)).get_state(_config("edits")).values
+    assert fresh == oracle[-1]
+    memory = InMemorySaver()
+    list(_edits(_det_graph(memory), _config("edits")))
+    expected = [t.checkpoint["channel_values"] for t in memory.list(_config("edits"))]
+    history = list(_fresh(backend, settings).list(_config("edits")))
+    assert [t.checkpoint["channel_values"] for t in history] == expected
+
+
+def test_a_delta_channel_messages_graph_continues_in_a_new_saver(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _det_graph(saver, DeltaState)
+    oracle = _det_graph(InMemorySaver(), DeltaState)
+    for i in range(4):
+        graph.invoke({"messages": [HumanMessage(f"d{i}", id=f"d{i}")]}, _config("delta"))
+        oracle.invoke({"messages": [HumanMessage(f"d{i}", id=f"d{i}")]}, _config("delta"))
+    again = _det_graph(_fresh(backend, settings), DeltaState)
+    assert again.get_state(_config("delta")).values == oracle.get_state(_config("delta")).values
+    out = again.invoke({"messages": [HumanMessage("more", id="more")]}, _config("delta"))
+    expected = oracle.invoke({"messages": [HumanMessage("more", id="more")]}, _config("delta"))
+    assert out == expected
+
+
+async def test_the_async_saver_runs_a_graph_and_a_new_saver_continues_it(
+    backend: Any, settings: Settings
+) -> None:
+    client = backend.async_client()
+    graph = _graph(AsyncRedisSaver(client, settings=settings))
+    for i in range(3):
+        out = await graph.ainvoke({"messages": [HumanMessage(f"a{i}")]}, _config("async"))
+    again = _graph(AsyncRedisSaver(client, settings=settings))
+    state = await again.aget_state(_config("async"))
+    assert state.values["messages"] == out["messages"]
+    stream = RedisSaver(backend.client, settings=settings).store.keys.conversation("async").stream
+    assert backend.client.xlen(stream) == 6
+    await client.aclose()
+
+
+# -- round trips, TTL, deletion -----------------------------------------------------------------
+def test_put_put_writes_and_get_tuple_are_one_round_trip_each(
+    saver: RedisSaver, backend: Any
+) -> None:
+    sent = _count_round_trips(saver)
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("warm")]}, _config("rt"))
+    sent.clear()
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": [HumanMessage("x", id="x")], "other": 1}
+    checkpoint["channel_versions"] = {"messages": "1", "other": "1"}
+    config: RunnableConfig = {"configurable": {"thread_id": "rt", "checkpoint_ns": ""}}
+    stored = saver.put(config, checkpoint, {"step": 1}, checkpoint["channel_versions"])
+    assert sent == [1]
+    saver.put_writes(stored, [("other", 2), ("messages", [])], "task-1")
+    assert sent == [1, 1]
+    assert saver.get_tuple(stored) is not None
+    assert saver.get_tuple(_config("rt")) is not None
+    assert sent == [1, 1, 1, 1]
+    assert list(saver.list(_config("rt"), limit=2))
+    assert sent == [1, 1, 1, 1, 1]
+
+
+def test_every_key_of_a_thread_has_the_ttl_and_a_write_refreshes_it(
+    backend: Any, settings: Settings
+) -> None:
+    saver = RedisSaver(backend.client, settings=settings, ttl=1000)
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("one")]}, _config("ttl"))
+    keys = saver.store.keys.conversation("ttl")
+    thread_keys = [*keys.all, *keys.thread]
+    for key in thread_keys:
+        if backend.client.exists(key):
+            backend.client.pexpire(key, 5000)
+    graph.invoke({"messages": [HumanMessage("two")]}, _config("ttl"))
+    ttls = [backend.client.pttl(k) for k in thread_keys if backend.client.exists(k)]
+    assert len(ttls) >= 6
+    assert all(900_000 < t <= 1_000_000 for t in ttls), ttls
+
+
+def test_deleting_the_conversation_deletes_the_threads_checkpoints(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    _graph(saver).invoke({"messages": [HumanMessage("bye")]}, _config("gone"))
+    keys = saver.store.keys.conversation("gone")
+    assert backend.client.exists(*keys.thread) >= 3
+    assert ConversationStore(backend.client, settings=settings).delete_conversation("gone")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+    assert _fresh(backend, settings).get_tuple(_config("gone")) is None
+
+
+def test_delete_thread_deletes_the_conversation(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    _graph(saver).invoke({"messages": [HumanMessage("bye")]}, _config("gone2"))
+    saver.delete_thread("gone2")
+    keys = saver.store.keys.conversation("gone2")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+    assert ConversationStore(backend.client, settings=settings).get_messages("gone2") == []
+
+
+def test_copy_thread_copies_messages_and_checkpoints_into_a_new_conversation(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    out = _graph(saver).invoke({"messages": [HumanMessage("copy me")]}, _config("src"))
+    saver.copy_thread("src", "dst")
+    state = _graph(_fresh(backend, settings)).get_state(_config("dst")).values
+    assert state["messages"] == out["messages"]
+    store = ConversationStore(backend.client, settings=settings)
+    assert store.get_langchain_messages("dst") == out["messages"]
+    assert store.get_conversation("dst").message_count == 2
+    assert {t.config["configurable"]["thread_id"] for t in saver.list(None)} == {"src", "dst"}
+
+
+def test_prune_keeps_the_latest_checkpoint_and_the_conversations_messages(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    for i in range(3):
+        out = graph.invoke({"messages": [HumanMessage(f"p{i}")]}, _config("prune"))
+    saver.prune(["prune"])
+    assert len(list(saver.list(_config("prune")))) == 1
+    assert _graph(_fresh(backend, settings)).get_state(_config("prune")).values == out
+    saver.prune(["prune"], strategy="delete")
+    assert list(saver.list(_config("prune"))) == []
+    assert (
+        ConversationStore(backend.client, settings=settings).get_langchain_messages("prune")
+        == out["messages"]
+    )
+
+
+# -- concurrency --------------------------------------------------------------------------------
+def test_two_writers_on_one_thread_lose_no_checkpoint_and_never_mix_values(
+    backend: Any, settings: Settings
+) -> None:
+    """Two savers (each with a client of its own) fork the same parent checkpoint and
+    each writes a chain of 20 checkpoints concurrently: all 41 are stored, and each one reads
+    back exactly the messages and counter its writer put."""
+    root = empty_checkpoint()
+    root["channel_values"] = {"messages": [HumanMessage("root", id="root")], "n": 0}
+    root["channel_versions"] = {"messages": "1", "n": "1"}
+    first = RedisSaver(backend.client, settings=settings)
+    parent = first.put(
+        {"configurable": {"thread_id": "race", "checkpoint_ns": ""}},
+        root,
+        {"step": 0},
+        dict(root["channel_versions"]),
+    )
+    written: dict[str, tuple[list[BaseMessage], int]] = {}
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            saver = RedisSaver(_own_client(backend), settings=settings)
+            config = parent
+            messages: list[BaseMessage] = [HumanMessage("root", id="root")]
+            versions = dict(root["channel_versions"])
+            for i in range(20):
+                messages = [*messages, AIMessage(f"{name} {i}", id=f"{name}-{i}")]
+                versions = {ch: saver.get_next_version(v, None) for ch, v in versions.items()}
+                checkpoint = empty_checkpoint()
+                checkpoint["channel_values"] = {"messages": messages, "n": i}
+                checkpoint["channel_versions"] = versions
+                metadata: Any = {"writer": name}
+                config = saver.put(config, checkpoint, metadata, dict(versions))
+                written[checkpoint["id"]] = (messages, i)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    reader = _fresh(backend, settings)
+    listed = list(reader.list(_config("race")))
+    assert len(listed) == 41
+    for tup in listed:
+        cid = tup.checkpoint["id"]
+        if cid in written:
+            messages, n = written[cid]
+            assert tup.checkpoint["channel_values"] == {"messages": messages, "n": n}
+    assert backend.client.xlen(first.store.keys.conversation("race").stream) == 41
+
+
+# -- errors -------------------------------------------------------------------------------------
+def test_redis_down_is_store_unavailable(settings: Settings) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/2"
+    down = settings.model_copy(update={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    saver = RedisSaver.from_url(url, settings=down)
+    with pytest.raises(StoreUnavailable):
+        saver.get_tuple(_config("t"))
+    with pytest.raises(StoreUnavailable):
+        _graph(saver).invoke({"messages": [HumanMessage("x")]}, _config("t"))
+
+
+async def test_redis_down_is_store_unavailable_async(settings: Settings) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/2"
+    down = settings.model_copy(update={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    saver = AsyncRedisSaver.from_url(url, settings=down)
+    with pytest.raises(StoreUnavailable):
+        await saver.aget_tuple(_config("t"))
+    await saver.aclose()
+
+
+def test_bad_configuration_and_values_are_clear_errors(saver: RedisSaver) -> None:
+    with pytest.raises(InvalidInput, match="decode_responses"):
+        RedisSaver(redis.Redis(decode_responses=True))
+    with pytest.raises(InvalidInput, match="strategy"):
+        saver.prune(["t"], strategy="keep_some")
+    with pytest.raises(InvalidInput, match="thread_id"):
+        saver.get_tuple({"configurable": {}})
+    with pytest.raises(InvalidInput, match="checkpoint_ns"):
+        saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": "a\0b"}})
+    with pytest.raises(InvalidInput, match="RedisSaver"):
+        AsyncRedisSaver(redis_url="redis://127.0.0.1:1").get_tuple(_config("t"))
+    with pytest.raises(InvalidInput, match="RedisSaver"):
+        AsyncRedisSaver(redis_url="redis://127.0.0.1:1").list(_config("t"))
+
+
+async def test_the_sync_saver_in_an_async_graph_is_a_clear_error(saver: RedisSaver) -> None:
+    with pytest.raises(InvalidInput, match="AsyncRedisSaver"):
+        await _graph(saver).ainvoke({"messages": [HumanMessage("x")]}, _config("wrong"))
+
+
+def test_versions_increase_and_never_repeat(saver: RedisSaver) -> None:
+    versions = [saver.get_next_version(None, None)]
+    for _ in range(20):
+        versions.append(saver.get_next_version(versions[-1], None))
+    assert versions == sorted(versions)
+    assert len({saver.get_next_version(versions[3], None) for _ in range(20)}) == 20
+
+
+def test_a_graph_turn_costs_one_round_trip_per_checkpointer_call(
+    saver: RedisSaver,
+) -> None:
+    """A StateGraph turn (one node) calls get_tuple once, put three times (input, loop,
+    after the node) and put_writes once per task: each is one batch."""
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("warm")]}, _config("turn"))
+    sent = _count_round_trips(saver)
+    graph.invoke({"messages": [HumanMessage("counted")]}, _config("turn"))
+    assert set(sent) == {1}
+    print(f"\nround trips per graph turn: {len(sent)}")
+    assert len(sent) <= 6
+
+
+def test_reads_refresh_the_ttl_when_configured(backend: Any) -> None:
+    touching = make_settings(touch_on_read=True)
+    saver = RedisSaver(backend.client, settings=touching, ttl=1000)
+    _graph(saver).invoke({"messages": [HumanMessage("x")]}, _config("touch"))
+    keys = saver.store.keys.conversation("touch")
+    for key in (*keys.all, *keys.thread):
+        backend.client.pexpire(key, 5000)
+    assert saver.get_tuple(_config("touch")) is not None
+    ttls = [backend.client.pttl(k) for k in (*keys.all, *keys.thread) if backend.client.exists(k)]
+    assert all(t > 900_000 for t in ttls), ttls
+
+
+class SnapshotState(TypedDict):
+    messages: Annotated[
+        list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=2)
+    ]
+
+
+def _history_shape(history: Any) -> dict[str, Any]:
+    """Task ids depend on checkpoint ids (uuid6, different in two savers): channels, values."""
+    return {
+        ch: ([(c, v) for _, c, v in h["writes"]], h.get("seed", "no seed"))
+        for ch, h in history.items()
+    }
+
+
+@pytest.mark.parametrize("state", [DeltaState, SnapshotState])
+def test_delta_channel_history_is_in_memory_savers_in_one_round_trip(
+    saver: RedisSaver, state: type
+) -> None:
+    memory = InMemorySaver()
+    graphs = [_det_graph(saver, state), _det_graph(memory, state)]
+    for i in range(5):
+        for graph in graphs:
+            graph.invoke({"messages": [HumanMessage(f"h{i}", id=f"h{i}")]}, _config("dh"))
+    sent = _count_round_trips(saver)
+    ours = [
+        _history_shape(saver.get_delta_channel_history(config=t.config, channels=["messages"]))
+        for t in saver.list(_config("dh"))
+    ]
+    theirs = [
+        _history_shape(memory.get_delta_channel_history(config=t.config, channels=["messages"]))
+        for t in memory.list(_config("dh"))
+    ]
+    assert ours == theirs
+    sent.clear()
+    saver.get_delta_channel_history(config=_config("dh"), channels=["messages", "nothing"])
+    assert sent == [1]
+    assert saver.get_delta_channel_history(config=_config("dh"), channels=[]) == {}
+
+
+async def test_delta_channel_history_async(backend: Any, settings: Settings) -> None:
+    client = backend.async_client()
+    saver = AsyncRedisSaver(client, settings=settings)
+    graph = _det_graph(saver, SnapshotState)
+    memory = _det_graph(InMemorySaver(), SnapshotState)
+    for i in range(3):
+        await graph.ainvoke({"messages": [HumanMessage(f"x{i}", id=f"x{i}")]}, _config("adh"))
+        await memory.ainvoke({"messages": [HumanMessage(f"x{i}", id=f"x{i}")]}, _config("adh"))
+    ours = await saver.aget_delta_channel_history(config=_config("adh"), channels=["messages"])
+    theirs = await memory.checkpointer.aget_delta_channel_history(
+        config=_config("adh"), channels=["messages"]
+    )
+    assert _history_shape(ours) == _history_shape(theirs)
+    await client.aclose()
+
+
+def test_a_message_changed_in_place_after_a_checkpoint_is_restored_as_changed(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    checkpoint = empty_checkpoint()
+    message = AIMessage("first", id="same")
+    checkpoint["channel_values"] = {"messages": [message]}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    config: RunnableConfig = {"configurable": {"thread_id": "inplace", "checkpoint_ns": ""}}
+    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
+    message.content = "changed"
+    second = empty_checkpoint()
+    second["channel_values"] = {"messages": [message, HumanMessage("next", id="n")]}
+    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
+    second["channel_versions"] = {"messages": version}
+    stored = saver.put(config, second, {}, second["channel_versions"])
+    got = _fresh(backend, settings).get_tuple(stored)
+    assert got is not None
+    assert [m.content for m in got.checkpoint["channel_values"]["messages"]] == [
+        "changed",
+        "next",
+    ]
+
+
+def test_from_conn_string_and_setup_as_other_savers_have_them(
+    redis_server: Any, settings: Settings
+) -> None:
+    with RedisSaver.from_conn_string(f"{redis_server.url}/2", settings=settings) as saver:
+        saver.setup()
+        out = _graph(saver).invoke({"messages": [HumanMessage("hi")]}, _config("conn"))
+        assert saver.get_tuple(_config("conn")) is not None
+    assert len(out["messages"]) == 2
+
+
+async def test_async_from_conn_string_and_asetup(redis_server: Any, settings: Settings) -> None:
+    url = f"{redis_server.url}/2"
+    async with AsyncRedisSaver.from_conn_string(url, settings=settings) as saver:
+        await saver.asetup()
+        await _graph(saver).ainvoke({"messages": [HumanMessage("hi")]}, _config("aconn"))
+        assert await saver.aget_tuple(_config("aconn")) is not None
+
+
+def test_erasing_a_user_erases_the_checkpoints_of_their_threads(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    store = ConversationStore(backend.client, settings=settings)
+    store.create("users-thread", user_id="u1")
+    _graph(saver).invoke({"messages": [HumanMessage("mine")]}, _config("users-thread"))
+    assert store.delete_user("u1") == 1
+    keys = saver.store.keys.conversation("users-thread")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+
+
+def _subgraph_parent(saver: Any) -> Any:
+    inner: Any = StateGraph(State)
+    inner.add_node("inner_bot", _deterministic_bot)
+    inner.add_edge(START, "inner_bot")
+    inner.add_edge("inner_bot", END)
+    outer: Any = StateGraph(State)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("bot", _deterministic_bot)
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "bot")
+    outer.add_edge("bot", END)
+    return outer.compile(checkpointer=saver)
+
+
+def test_a_graph_with_a_subgraph_restores_as_in_memory_saver(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    ours, oracle = _subgraph_parent(saver), _subgraph_parent(InMemorySaver())
+    for i in range(3):
+        for graph in (ours, oracle):
+            out = graph.invoke({"messages": [HumanMessage(f"s{i}", id=f"s{i}")]}, _config("sub"))
+    again = _subgraph_parent(_fresh(backend, settings)).get_state(_config("sub"), subgraphs=True)
+    assert again.values == oracle.get_state(_config("sub")).values == out
+    namespaces = {
+        t.config["configurable"]["checkpoint_ns"]
+        for t in saver.list({"configurable": {"thread_id": "sub"}})
+    }
+    assert "" in namespaces
+    assert any(ns.startswith("sub:") for ns in namespaces)
+
+
+async def test_rest_reads_the_threads_messages_and_delete_deletes_the_thread(
+    backend: Any, settings: Settings
+) -> None:
+    from tests.support.api import api_client
+
+    client = backend.async_client()
+    saver = AsyncRedisSaver(client, settings=settings)
+    graph = _graph(saver)
+    for i in range(2):
+        out = await graph.ainvoke({"messages": [HumanMessage(f"r{i}")]}, _config("rest"))
+    async with api_client(backend) as http:
+        page = await http.get("/api/v1/conversations/rest/messages")
+        assert page.status_code == 200
+        body = page.json()
+        items = body["messages"] if isinstance(body, dict) else body
+        assert [m["content"] for m in items] == [m.content for m in out["messages"]]
+        assert [m["role"] for m in items] == ["user", "assistant"] * 2
+        assert (await http.delete("/api/v1/conversations/rest")).status_code == 204
+    assert await saver.aget_tuple(_config("rest")) is None
+    keys = saver.store.keys.conversation("rest")
+    assert backend.client.exists(*keys.all, *keys.thread) == 0
+    await client.aclose()
