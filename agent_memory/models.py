@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from agent_memory.rules import MAX_MESSAGE_ID_LENGTH
 from agent_memory.rules import Role as Role
@@ -53,10 +53,35 @@ class MessageFields(BaseModel):
     )
 
 
+def _needs(role: str, field: str) -> JsonValue:
+    return {
+        "if": {"properties": {"role": {"const": role}}, "required": ["role"]},
+        "then": {"required": [field], "properties": {field: {"type": "string"}}},
+    }
+
+
+def _only_on(role: str, *fields: str) -> JsonValue:
+    return {
+        "if": {"properties": {"role": {"not": {"const": role}}}, "required": ["role"]},
+        "then": {"properties": {f: {"type": "null"} for f in fields}},
+    }
+
+
+ROLE_RULES: list[JsonValue] = [
+    _needs("tool", "tool_call_id"),
+    _needs("function", "name"),
+    _needs("chat", "chat_role"),
+    _only_on("assistant", "tool_calls", "invalid_tool_calls", "usage_metadata"),
+    _only_on("tool", "tool_call_id", "status"),
+]
+"""The rules of :meth:`Message._role_fields` in JSON Schema (``allOf`` of ``if``/``then``), so
+that the OpenAPI document states them."""
+
+
 class Message(MessageFields):
     """One message as written by a client (REST or a dict given to the library)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": ROLE_RULES})
 
     @model_validator(mode="after")
     def _role_fields(self) -> Message:

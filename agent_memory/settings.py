@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent_memory import rules
 
 DEFAULT_TTL_SECONDS = 2_592_000  # 30 days
+BODY_ENVELOPE_BYTES = 65_536
+"""What a request body may carry beyond its payload: the JSON envelope and whitespace."""
 
 
 _PREFIX_FORBIDDEN = frozenset("{}*?[]\\")
@@ -144,6 +146,19 @@ class Settings(BaseSettings):
         None, validation_alias=_env("AGENT_MEMORY_ADMIN_KEYS", "admin_keys")
     )
     """Comma-separated keys allowed on the cache routes (stats, clear)."""
+    metrics_keys: SecretStr | None = Field(
+        None, validation_alias=_env("AGENT_MEMORY_METRICS_KEYS", "metrics_keys")
+    )
+    """Comma-separated keys that open ``/metrics`` only (admin keys open it too)."""
+    docs_public: bool = Field(
+        False, validation_alias=_env("AGENT_MEMORY_DOCS_PUBLIC", "docs_public")
+    )
+    """Serve ``/docs``, ``/redoc`` and ``/openapi.json`` without a key when keys are set."""
+    max_body_bytes: int | None = Field(
+        None, gt=0, validation_alias=_env("AGENT_MEMORY_MAX_BODY_BYTES", "max_body_bytes")
+    )
+    """Bytes of one request body (413 beyond, checked before it is read whole); unset:
+    derived from the other limits (:attr:`body_limit`)."""
     host: str = Field("127.0.0.1", validation_alias=_env("AGENT_MEMORY_HOST", "host"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("AGENT_MEMORY_PORT", "port"))
 
@@ -176,6 +191,15 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_data_dir(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def body_limit(self) -> int:
+        """AGENT_MEMORY_MAX_BODY_BYTES, or the largest body a permitted request needs: the
+        largest encoded payload one request may carry, times 3 (a client's JSON may escape
+        UTF-8 text as ``\\uXXXX``: 2 bytes become 6), plus an envelope."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return 3 * self.max_message_bytes + BODY_ENVELOPE_BYTES
 
     @property
     def embedded(self) -> bool:

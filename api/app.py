@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from agent_memory import __version__
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.settings import Settings
-from api import errors, mcp
+from api import errors, mcp, openapi
 from api.deps import ApiState
+from api.guard import RequestGuard
 from api.routes import cache, conversations, health, messages, metrics
 from api.telemetry import Metrics, MetricsMiddleware
 
@@ -25,9 +26,15 @@ log = logging.getLogger("agent_memory.api")
 
 DESCRIPTION = """Durable conversation memory for AI agents, on plain Redis.
 
-Errors are `{"error": {"code", "message", "field"}}`. With API keys configured, every route but
-`/health` needs `Authorization: Bearer <key>`. MCP (streamable HTTP) is served at `/mcp` with the
-same keys and tenants."""
+Errors are `{"error": {"code", "message", "field"}}`. With API keys configured, every path but
+`/health` needs `Authorization: Bearer <key>`, checked before the body is read (this document
+and `/docs` too, unless `AGENT_MEMORY_DOCS_PUBLIC` is set); `/metrics` needs an admin or
+metrics key. Request bodies are bounded (`AGENT_MEMORY_MAX_BODY_BYTES`, 413 beyond).
+
+A 503 on a write means **outcome unknown**: the write may have been stored. Retrying it with
+the same message ids or the same `Idempotency-Key` is always safe: it never stores twice.
+
+MCP (streamable HTTP) is served at `/mcp` with the same keys and tenants."""
 
 
 def create_app(
@@ -57,6 +64,8 @@ def create_app(
         title="agent-memory", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     errors.install(app)
+    openapi.install(app, lambda: app.state.api.settings)
+    app.add_middleware(RequestGuard)  # inside MetricsMiddleware: its 401 and 413 are counted
     app.add_middleware(MetricsMiddleware, metrics=telemetry)
     for module in (health, conversations, messages, cache, metrics):
         app.include_router(module.router)

@@ -1,13 +1,16 @@
 """Request dependencies: the app's state, API-key authentication and the tenant's store.
 
-With ``AGENT_MEMORY_API_KEYS`` (``key:tenant,...``) or ``AGENT_MEMORY_ADMIN_KEYS`` set, every
-route but ``/health`` needs ``Authorization: Bearer <key>``. Keys are compared in constant time
-(``hmac.compare_digest`` against every configured key). Each tenant has its own store under the
-key prefix ``<prefix>:t:<encoded tenant>``, so its conversations and indexes are invisible to
-every other tenant (404). Admin keys open the cache routes only.
+With ``AGENT_MEMORY_API_KEYS`` (``key:tenant,...``), ``AGENT_MEMORY_ADMIN_KEYS`` or
+``AGENT_MEMORY_METRICS_KEYS`` set, every path but ``/health`` needs ``Authorization: Bearer
+<key>`` (the docs and schema too, unless ``AGENT_MEMORY_DOCS_PUBLIC``). Keys are compared in
+constant time (``hmac.compare_digest`` against every configured key). Each tenant has its own
+store under the key prefix ``<prefix>:t:<encoded tenant>``, so its conversations and indexes
+are invisible to every other tenant (404). Admin keys open the cache routes and ``/metrics``;
+metrics keys open ``/metrics`` only.
 
-The key is looked up once per request, in :func:`caller_of`; the tenant's store
-(:data:`Store`) and the admin check (:func:`require_admin`) derive from the :class:`Caller`.
+The key is looked up once per request, in :func:`caller_of`, which :mod:`api.guard` calls
+before anything reads the body; the tenant's store (:data:`Store`) and the role checks
+(:func:`require_admin`, :func:`require_metrics`) derive from the :class:`Caller`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.keys import tenant_prefix
@@ -57,13 +62,22 @@ class ApiState:
     metrics: Metrics
     tenant_keys: dict[str, str] = field(default_factory=dict)
     admin_keys: tuple[str, ...] = ()
+    metrics_keys: tuple[str, ...] = ()
     tenant_stores: dict[str, AsyncConversationStore] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, store: AsyncConversationStore, metrics: Metrics) -> ApiState:
         secret = settings.api_keys.get_secret_value() if settings.api_keys else None
         admin = settings.admin_keys.get_secret_value() if settings.admin_keys else None
-        state = cls(settings, store, metrics, parse_api_keys(secret), parse_admin_keys(admin))
+        scrape = settings.metrics_keys.get_secret_value() if settings.metrics_keys else None
+        state = cls(
+            settings,
+            store,
+            metrics,
+            parse_api_keys(secret),
+            parse_admin_keys(admin),
+            parse_admin_keys(scrape),
+        )
         for tenant in sorted(set(state.tenant_keys.values())):
             state.tenant_stores[tenant] = AsyncConversationStore(
                 store.client,
@@ -75,16 +89,21 @@ class ApiState:
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.tenant_keys or self.admin_keys)
+        return bool(self.tenant_keys or self.admin_keys or self.metrics_keys)
 
     @property
     def all_stores(self) -> list[AsyncConversationStore]:
         return [self.store, *self.tenant_stores.values()]
 
-    def identify(self, key: str) -> tuple[str | None, bool]:
-        """The tenant of ``key`` (or None) and whether it is an admin key: one lookup that
-        compares ``key`` with every configured key, each in constant time."""
-        return _match(key, self.tenant_keys), bool(_match(key, dict.fromkeys(self.admin_keys, 1)))
+    def identify(self, key: str) -> Caller | None:
+        """The caller ``key`` belongs to (None if no configured key): one lookup that compares
+        ``key`` with every configured key, each in constant time."""
+        tenant = _match(key, self.tenant_keys)
+        admin = bool(_match(key, dict.fromkeys(self.admin_keys, 1)))
+        scrape = bool(_match(key, dict.fromkeys(self.metrics_keys, 1)))
+        if tenant is None and not admin and not scrape:
+            return None
+        return Caller(self, tenant, admin, metrics=scrape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +115,7 @@ class Caller:
     tenant: str | None = None
     admin: bool = False
     keyless: bool = False
+    metrics: bool = False
 
     @property
     def store(self) -> AsyncConversationStore:
@@ -103,12 +123,18 @@ class Caller:
         if self.keyless:
             return self.state.store
         if self.tenant is None:
-            raise ApiError(403, "admin keys open the cache routes only; use a tenant's API key")
+            raise ApiError(403, "this key opens no conversations; use a tenant's API key")
         return self.state.tenant_stores[self.tenant]
 
     def require_admin(self) -> None:
         if not (self.keyless or self.admin):
             raise ApiError(403, "the cache routes need an admin key (AGENT_MEMORY_ADMIN_KEYS)")
+
+    def require_metrics(self) -> None:
+        if not (self.keyless or self.admin or self.metrics):
+            raise ApiError(
+                403, "/metrics needs an admin key or a metrics key (AGENT_MEMORY_METRICS_KEYS)"
+            )
 
 
 def get_state(request: Request) -> ApiState:
@@ -116,8 +142,8 @@ def get_state(request: Request) -> ApiState:
     return state
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def _bearer(scope: Scope) -> str:
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
     return token.strip()
@@ -134,33 +160,40 @@ def _match(presented: str, candidates: Mapping[str, T]) -> T | None:
     return found
 
 
-def caller_of(request: Request) -> Caller:
-    """Who sent ``request``: its key looked up once (401 without a known key)."""
-    state = get_state(request)
-    if not state.auth_enabled:
-        return Caller(state, keyless=True)
-    tenant, admin = state.identify(_bearer(request))
-    if tenant is None and not admin:
-        raise ApiError(401, "invalid API key")
-    return Caller(state, tenant, admin)
+CALLER = "agent_memory.caller"
+"""The scope entry that holds the request's :class:`Caller` once it is known."""
+
+
+def caller_of(scope: Scope) -> Caller:
+    """Who sent the request of ``scope``: its key looked up once per request (401 without a
+    known key), kept in the scope for the dependencies."""
+    caller: Caller | None = scope.get(CALLER)
+    if caller is None:
+        state: ApiState = scope["app"].state.api
+        if not state.auth_enabled:
+            caller = Caller(state, keyless=True)
+        elif (caller := state.identify(_bearer(scope))) is None:
+            raise ApiError(401, "invalid API key")
+        scope[CALLER] = caller
+    return caller
 
 
 # The dependencies below are the only ones that call ``caller_of``, and a route has one of
 # them. They are coroutines although they do no I/O: FastAPI runs a plain ``def`` dependency
 # in a worker thread, a hand-off that cost more than the whole Redis round trip.
-async def resolve_caller(request: Request) -> Caller:
-    """Any known key (or none configured): the ``/metrics`` route."""
-    return caller_of(request)
+async def require_metrics(request: Request) -> None:
+    """An admin or metrics key: the ``/metrics`` route."""
+    caller_of(request.scope).require_metrics()
 
 
 async def tenant_store(request: Request) -> AsyncConversationStore:
     """The caller's tenant store: the conversation and message routes."""
-    return caller_of(request).store
+    return caller_of(request.scope).store
 
 
 async def require_admin(request: Request) -> None:
     """An admin key: the cache routes."""
-    caller_of(request).require_admin()
+    caller_of(request.scope).require_admin()
 
 
 async def _state(request: Request) -> ApiState:

@@ -6,6 +6,8 @@ picks the handler of the nearest base class): not found 404, exists 409, stale v
 too large 413, bad input 422, Redis unreachable 503 with ``Retry-After``, unsupported server
 501, any other store error 502; request validation errors name the field; anything
 unexpected is a 500 with a generic message (logged, no traceback sent).
+No answer carries internal error text (addresses, Redis errors): a 503 or 501 says what
+happened in plain words, the details go to the log.
 """
 
 from __future__ import annotations
@@ -45,12 +47,22 @@ STATUSES: dict[int, tuple[str, str | None]] = {
     405: ("method_not_allowed", None),
     409: ("conflict", "The conversation id is taken"),
     412: ("version_conflict", "Stale version (If-Match / version)"),
-    413: ("too_large", "A message is larger than the configured limit"),
+    413: ("too_large", "The request body or a message is larger than the configured limit"),
     422: ("invalid_input", "Invalid input; `error.field` names the field"),
     501: ("server_unsupported", None),
     502: ("store_error", None),
-    503: ("store_unavailable", "Redis is unreachable (see Retry-After)"),
+    503: (
+        "store_unavailable",
+        "Redis is unreachable or did not answer in time (see Retry-After). On a write the "
+        "outcome is unknown (it may have been stored): retrying with the same message ids or "
+        "Idempotency-Key is always safe",
+    ),
 }
+UNAVAILABLE_MESSAGE = (
+    "the store is unreachable or did not answer in time; retry after Retry-After seconds "
+    "(a write's outcome is unknown: retrying it with the same message ids or Idempotency-Key "
+    "is safe)"
+)
 
 # The status of each store error class; a subclass gets its nearest listed base's status.
 _STORE_STATUS: dict[type[AgentMemoryError], int] = {
@@ -62,6 +74,8 @@ _STORE_STATUS: dict[type[AgentMemoryError], int] = {
     StoreUnavailable: 503,
     ServerUnsupported: 501,
 }
+# A store error class whose code is not its status's (none yet).
+_STORE_CODE: dict[type[AgentMemoryError], str] = {}
 
 Handler = Callable[[Request, Exception], JSONResponse]
 
@@ -104,15 +118,28 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
-def _store_error(status: int) -> Handler:
+def _store_error(status: int, code: str) -> Handler:
     """The handler of one store error class."""
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
 
     def handle(request: Request, exc: Exception) -> JSONResponse:
         field = getattr(exc, "field", None)
-        return error_response(status, code_of(status), str(exc), field, headers)
+        return error_response(status, code, str(exc), field, headers)
 
     return handle
+
+
+def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503: the library's message names the server and its error: logged, not sent."""
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    return error_response(503, code_of(503), UNAVAILABLE_MESSAGE, None, headers)
+
+
+def _unsupported(request: Request, exc: Exception) -> JSONResponse:
+    log.error("server unsupported on %s %s: %s", request.method, request.url.path, exc)
+    message = "the Redis server lacks a feature this store's configuration needs; see the log"
+    return error_response(501, code_of(501), message)
 
 
 def _other_store_error(request: Request, exc: Exception) -> JSONResponse:
@@ -131,7 +158,10 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
-    return error_response(exc.status_code, code_of(exc.status_code), str(exc.detail), None, headers)
+    field = "body" if exc.status_code == 413 else None
+    return error_response(
+        exc.status_code, code_of(exc.status_code), str(exc.detail), field, headers
+    )
 
 
 def _allowed_methods(request: Request) -> str:
@@ -166,8 +196,13 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Register every handler on ``app``: one per error class."""
+    own: dict[type[AgentMemoryError], Handler] = {
+        StoreUnavailable: _unavailable,
+        ServerUnsupported: _unsupported,
+    }
     for cls, status in _STORE_STATUS.items():
-        app.add_exception_handler(cls, _store_error(status))
+        code = _STORE_CODE.get(cls, code_of(status))
+        app.add_exception_handler(cls, own.get(cls) or _store_error(status, code))
     app.add_exception_handler(AgentMemoryError, _other_store_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -25,7 +25,37 @@ Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="A mess
 ListCursor = Annotated[str | None, Query(max_length=2048)]
 IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,15}"?)$'
 IfMatch = Annotated[str | None, Header(pattern=IF_MATCH_PATTERN)]
-IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=256)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=256,
+        description=(
+            "Any key unique to this batch (a UUID), per the IETF Idempotency-Key draft "
+            '(`"key"` as a structured-field string, or the bare key). A retry with the same '
+            "key replays the first answer (per conversation)."
+        ),
+    ),
+]
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header: a structured-field string (``"abc"``, with
+    ``\\"`` and ``\\\\`` escapes) is unquoted, a bare value is taken as it is."""
+    if value is None or len(value) < 2 or not (value[0] == value[-1] == '"'):
+        return value
+    inner = value[1:-1]
+    out, escaped = [], False
+    for ch in inner:
+        if escaped or ch != "\\":
+            out.append(ch)
+            escaped = False
+        else:
+            escaped = True
+    key = "".join(out)
+    if not key:
+        raise ApiError(422, "Idempotency-Key must not be empty", field="idempotency-key")
+    return key
 
 
 def page_limit(settings: Settings, limit: int | None, default: int) -> int:

@@ -39,10 +39,11 @@ class ConversationCreate(BaseModel):
         None,
         min_length=1,
         max_length=MAX_ID_LENGTH,
-        description="Chosen if left out.",
+        pattern=ID_PATTERN,
+        description="Chosen if left out. Any id without control characters.",
     )
-    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
-    agent_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    agent_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
     title: str | None = Field(None, max_length=1024)
     metadata: dict[str, Any] | None = None
 
@@ -55,7 +56,7 @@ class ConversationUpdate(BaseModel):
 
     title: str | None = Field(None, max_length=1024)
     metadata: dict[str, Any] | None = None
-    version: int | None = Field(None, ge=0, le=2**53)
+    version: int | None = Field(None, ge=0, le=2**53, strict=True)
 
 
 class ConversationOut(BaseModel):

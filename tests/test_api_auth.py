@@ -162,7 +162,7 @@ async def test_tenant_keys_live_under_their_own_prefix(
         ("POST", f"{BASE}/c/messages", {"json": MESSAGES}, AUTH_A),  # the store and the state
         ("GET", f"{BASE}/c", {}, AUTH_A),
         ("GET", "/api/v1/cache/stats", {}, AUTH_ADMIN),
-        ("GET", "/metrics", {}, AUTH_B),
+        ("GET", "/metrics", {}, AUTH_ADMIN),
     ],
 )
 async def test_a_key_is_looked_up_once_per_request(
@@ -177,7 +177,7 @@ async def test_a_key_is_looked_up_once_per_request(
     lookups: list[str] = []
     identify = ApiState.identify
 
-    def counted(self: ApiState, key: str) -> tuple[str | None, bool]:
+    def counted(self: ApiState, key: str) -> Any:
         lookups.append(key)
         return identify(self, key)
 
@@ -209,3 +209,36 @@ async def test_with_keys_there_is_no_startup_warning(
         async with api_client(backend, api_keys=TENANT_KEYS):
             pass
     assert not any("WITHOUT authentication" in r.getMessage() for r in caplog.records)
+
+
+# -- authentication before the body; docs, schema and metrics behind keys --------------------
+async def test_without_a_key_invalid_json_and_oversized_bodies_get_401(
+    client: httpx.AsyncClient,
+) -> None:
+    url = f"{BASE}/c/messages"
+    bad = await client.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 401, bad.text
+    huge = await client.post(url, content=b"x" * 5_000_000)
+    assert huge.status_code == 401
+    assert huge.headers["connection"] == "close"
+
+
+async def test_docs_schema_and_metrics_need_the_right_key(client: httpx.AsyncClient) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert (await client.get(path)).status_code == 401, path
+        assert (await client.get(path, headers=AUTH_A)).status_code == 200, path
+    assert (await client.get("/metrics")).status_code == 401
+    assert (await client.get("/metrics", headers=AUTH_A)).status_code == 403
+    assert (await client.get("/metrics", headers=AUTH_ADMIN)).status_code == 200
+    assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_metrics_key_opens_metrics_only_and_docs_can_be_opened(backend: Backend) -> None:
+    settings = {"api_keys": TENANT_KEYS, "metrics_keys": "scrape", "docs_public": True}
+    async with api_client(backend, **settings) as client:
+        scrape = {"Authorization": "Bearer scrape"}
+        assert (await client.get("/metrics", headers=scrape)).status_code == 200
+        assert (await client.get(BASE, headers=scrape)).status_code == 403
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get(BASE)).status_code == 401

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -11,6 +13,8 @@ from api.errors import RETRY_AFTER_SECONDS
 from api.schemas import Health, RedisHealth
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("agent_memory.api")
+UNREACHABLE = "Redis did not answer (unreachable or too slow); details are in the server log"
 
 
 @router.get(
@@ -20,14 +24,16 @@ router = APIRouter(tags=["health"])
 )
 async def health(state: State) -> Health | JSONResponse:
     """Redis reachability, AOF state and fsync policy, eviction policy, server version, and
-    warnings when stored memory could be evicted or lost. No API key needed."""
+    warnings when stored memory could be evicted or lost. No API key needed: it reveals no
+    address and no internal error text (those go to the server log)."""
     try:
         with state.metrics.timed("server_info"):
             info = await state.store.server_info()
     except StoreUnavailable as exc:
+        log.warning("health: Redis unavailable: %s", exc)
         body = Health(
             status="unavailable",
-            redis=RedisHealth(reachable=False, error=str(exc)),
+            redis=RedisHealth(reachable=False, error=UNREACHABLE),
             warnings=["Redis is unreachable: nothing can be read or stored"],
         )
         return JSONResponse(

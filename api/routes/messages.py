@@ -9,7 +9,14 @@ from fastapi import APIRouter
 from agent_memory.codec import StoredMessage
 from api.deps import State, Store
 from api.errors import error_responses as errors
-from api.params import ConversationId, Cursor, IdempotencyKey, Limit, page_limit
+from api.params import (
+    ConversationId,
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    page_limit,
+    parse_idempotency_key,
+)
 from api.schemas import MessageList, MessagesIn, StoredMessageOut
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"])
@@ -27,6 +34,14 @@ def _out(messages: list[StoredMessage]) -> MessageList:
     response_model=MessageList,
     response_model_exclude_unset=True,
     responses=errors(401, 413),
+    description=(
+        "Append messages atomically (all or none), creating the conversation if missing. A "
+        "message whose `id` is already stored is not added again: the stored one is "
+        "returned. With an `Idempotency-Key`, a retry replays the first answer.\n\n"
+        "**A 503 means outcome unknown**: the messages may have been stored (Redis may "
+        "have applied the write after the API stopped waiting). Retrying with the same "
+        "message ids or the same `Idempotency-Key` is always safe: nothing is stored twice."
+    ),
 )
 async def append_messages(
     conversation_id: ConversationId,
@@ -35,12 +50,11 @@ async def append_messages(
     state: State,
     idempotency_key: IdempotencyKey = None,
 ) -> MessageList:
-    """Append messages atomically (creates the conversation if missing). A message whose
-    ``id`` is already stored is not added again: the stored one is returned. A retry with the
-    same ``Idempotency-Key`` replays the first answer."""
+    """Append messages atomically; idempotent by message id and ``Idempotency-Key``."""
     records: list[dict[str, Any]] = [m.to_record() for m in body.messages]
+    key = parse_idempotency_key(idempotency_key)
     with state.metrics.timed("append"):
-        stored = await store.append(conversation_id, records, idempotency_key=idempotency_key)
+        stored = await store.append(conversation_id, records, idempotency_key=key)
     state.metrics.appended.inc(sum(1 for m in stored if m.added))
     return _out(stored)
 

@@ -8,16 +8,16 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agent_memory.errors import StoreUnavailable
-from api.deps import State, resolve_caller
+from api.deps import State, require_metrics
 from api.errors import error_responses as errors
 
-router = APIRouter(tags=["metrics"], dependencies=[Depends(resolve_caller)])
+router = APIRouter(tags=["metrics"], dependencies=[Depends(require_metrics)])
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={**errors(401), 200: {"content": {"text/plain": {}}, "description": "Metrics"}},
+    responses={**errors(401, 403), 200: {"content": {"text/plain": {}}, "description": "Metrics"}},
 )
 async def metrics(state: State) -> Response:
     """Request latency, errors, messages appended/read, store operation times, and a PING
