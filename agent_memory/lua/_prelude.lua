@@ -25,16 +25,17 @@ local function touch_index(key, member, now_arg, expire_at, expire_arg, cutoff)
   end
 end
 
--- KEYS[6] (single server) holds the longest TTL any write to this prefix's indexes used, as
--- the score of its one member 'ttl': raised to ``ttl_ms`` here, kept until ``expire_at`` at
--- least. An index entry (score = last activity) older than now minus it has expired, whatever
--- the TTL of the store that wrote it. Returns the exclusive cutoff for touch_index.
-local function prune_cutoff(now, ttl_ms, expire_at, expire_arg)
-  redis.call('ZADD', KEYS[6], 'GT', decimal(ttl_ms), 'ttl')
-  if redis.call('PEXPIRETIME', KEYS[6]) < expire_at then
-    redis.call('PEXPIREAT', KEYS[6], expire_arg)
+-- ``marker`` (P:x:ttl; KEYS[6] of the conversation scripts, single server) holds the longest TTL
+-- any write to this prefix's indexes used, as the score of its one member 'ttl': raised to
+-- ``ttl_ms`` here, kept until ``expire_at`` at least. An index entry (score = last activity)
+-- older than now minus it has expired, whatever the TTL of the store that wrote it. Returns the
+-- exclusive cutoff for touch_index.
+local function prune_cutoff(marker, now, ttl_ms, expire_at, expire_arg)
+  redis.call('ZADD', marker, 'GT', decimal(ttl_ms), 'ttl')
+  if redis.call('PEXPIRETIME', marker) < expire_at then
+    redis.call('PEXPIREAT', marker, expire_arg)
   end
-  return '(' .. decimal(now - tonumber(redis.call('ZSCORE', KEYS[6], 'ttl')))
+  return '(' .. decimal(now - tonumber(redis.call('ZSCORE', marker, 'ttl')))
 end
 
 -- The conversation's {user index, agent index, (user, agent) index} (false where none):
@@ -56,7 +57,7 @@ local function touch_conversation(conv_id, now, ttl, named)
   if not KEYS[5] then
     return
   end
-  local cutoff = prune_cutoff(now, ttl, expire_at, expire_arg)
+  local cutoff = prune_cutoff(KEYS[6], now, ttl, expire_at, expire_arg)
   touch_index(KEYS[5], conv_id, now_arg, expire_at, expire_arg, cutoff)
   local extra = index_names(named)
   for i = 1, 3 do
