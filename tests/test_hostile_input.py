@@ -328,7 +328,9 @@ async def test_rest_serves_a_tenant_whose_store_holds_foreign_records(backend: A
         assert [c["id"] for c in listing.json()["items"]] == ["c"]
         read = await http.get("/api/v1/conversations/c/messages")
         assert [m["content"] for m in read.json()["messages"]] == ["ok"]
-        assert (await http.get("/api/v1/conversations/bad")).status_code == 500
+        bad = await http.get("/api/v1/conversations/bad")  # named, never a bare 500
+        assert bad.status_code == 502
+        assert bad.json()["error"]["code"] == "store_error"
 
 
 # -- 6. cursors -----------------------------------------------------------------------------
