@@ -15,6 +15,8 @@ from agent_memory.errors import (
     MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
+    TooLarge,
+    UnreadableRecord,
     VersionConflict,
 )
 from agent_memory.langchain import RedisChatMessageHistory
@@ -44,7 +46,9 @@ __all__ = [
     "Settings",
     "StoreUnavailable",
     "StoredMessage",
+    "TooLarge",
     "ToolCall",
+    "UnreadableRecord",
     "VersionConflict",
     "__version__",
 ]

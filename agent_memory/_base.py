@@ -39,6 +39,12 @@ def refused(batch: Batch, exc: Exception) -> bool:
     )
 
 
+def writes(batch: Batch) -> bool:
+    """True when ``batch`` may change data (every write of the store is a script), so a
+    failure of it leaves the outcome unknown."""
+    return any(call.script is not None for call in batch)
+
+
 def noscript(batch: Batch, replies: list[Any]) -> list[int]:
     """Positions to send again after the server answered NOSCRIPT (script not cached there
     yet): the calls that failed so, and the calls after the first of them that are not

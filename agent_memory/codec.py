@@ -27,7 +27,8 @@ from langchain_core.messages import (
 )
 from pydantic import ValidationError
 
-from agent_memory.errors import InvalidMessage, MessageTooLarge
+from agent_memory import rules
+from agent_memory.errors import InvalidInput, InvalidMessage, MessageTooLarge, TooLarge
 from agent_memory.models import Message, ms_to_datetime
 
 Record = dict[str, Any]
@@ -318,42 +319,150 @@ def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) 
         raise InvalidMessage(f"{field}: {err['msg']}", field=field) from None
 
 
-def encode_record(rec: Record, max_bytes: int, index: int = 0) -> bytes:
+def encode_record(
+    rec: Record, max_bytes: int, index: int = 0, *, max_depth: int = rules.DEFAULT_MAX_JSON_DEPTH
+) -> bytes:
     """The JSON bytes stored in the stream entry; raises before anything is stored.
 
     orjson writes it when its bytes read back equal to the record (else the json module
     decides). The payload is plain JSON (UTF-8, no marker): :func:`decode_payload` decides
-    how to read it from its bytes alone, so entries written by anyone read back exactly."""
+    how to read it from its bytes alone, so entries written by anyone read back exactly.
+    Whatever a reader could not serve is refused with InvalidMessage naming the field: nesting
+    deeper than ``max_depth`` (the message object is level 1), lone UTF-16 surrogates,
+    non-string keys."""
     try:
         fast = orjson.dumps(rec)
-    except TypeError:
+    except TypeError:  # also surrogates and 255+ levels: the checked path names the field
         fast = None
     if fast is not None and len(fast) <= max_bytes and decode_payload(fast) == rec:
+        _check_depth(fast, rec, max_depth, index)
         return fast
-    return _encode_checked(rec, max_bytes, index)
+    return _encode_checked(rec, max_bytes, index, max_depth)
 
 
-def _encode_checked(rec: Record, max_bytes: int, index: int) -> bytes:
+def _encode_checked(rec: Record, max_bytes: int, index: int, max_depth: int) -> bytes:
+    where = f"messages[{index}]"
     try:
         data = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        payload = data.encode()
+    except RecursionError:
+        _check_depth(None, rec, max_depth, index)
+        raise  # pragma: no cover - _check_depth raised
+    except UnicodeEncodeError:
+        field = f"{where}.{_surrogate_field(rec)}"
         raise InvalidMessage(
-            f"messages[{index}] cannot be stored as JSON: {exc}", field=f"messages[{index}]"
+            f"{field} contains a lone UTF-16 surrogate, which cannot be stored as UTF-8",
+            field=field,
         ) from None
-    payload = data.encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(f"{where} cannot be stored as JSON: {exc}", field=where) from None
     if len(payload) > max_bytes:
         raise MessageTooLarge(
-            f"messages[{index}] is {len(payload)} bytes encoded; the limit is {max_bytes} "
+            f"{where} is {len(payload)} bytes encoded; the limit is {max_bytes} "
             "(AGENT_MEMORY_MAX_MESSAGE_BYTES, or Settings(max_message_bytes=...))",
-            field=f"messages[{index}]",
+            field=where,
         )
     if decode_payload(payload) != rec:  # JSON would change it: refuse rather than alter
         raise InvalidMessage(
-            f"messages[{index}] would not read back as written: JSON objects need string keys "
+            f"{where} would not read back as written: JSON objects need string keys "
             "and tuples would come back as lists",
-            field=f"messages[{index}]",
+            field=where,
         )
+    _check_depth(payload, rec, max_depth, index)
     return payload
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def deepest_field(obj: Mapping[str, Any], max_depth: int) -> str | None:
+    """The key of ``obj`` (level 1) under which objects and arrays nest deeper than
+    ``max_depth`` levels, or None. Iterative: any depth is walked without recursion."""
+    stack = [(v, 2, k) for k, v in obj.items() if isinstance(v, _CONTAINERS)]
+    while stack:
+        value, depth, top = stack.pop()
+        if depth > max_depth:
+            return str(top)
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(c, depth + 1, top) for c in children if isinstance(c, _CONTAINERS)]
+    return None
+
+
+def _check_depth(payload: bytes | None, rec: Record, max_depth: int, index: int) -> None:
+    """InvalidMessage naming the field that nests deeper than ``max_depth``. Each level needs
+    an opening bracket, so a payload with at most ``max_depth`` of them is not walked."""
+    if payload is not None and payload.count(b"{") + payload.count(b"[") <= max_depth:
+        return
+    top = deepest_field(rec, max_depth)
+    if top is not None:
+        field = f"messages[{index}].{top}"
+        raise InvalidMessage(
+            f"{field} nests objects/arrays deeper than {max_depth} levels (the message is "
+            "level 1; AGENT_MEMORY_MAX_JSON_DEPTH)",
+            field=field,
+        )
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and any(0xD800 <= ord(c) < 0xE000 for c in item):
+                return True
+        elif isinstance(item, dict):
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list | tuple):
+            stack += item
+    return False
+
+
+def _surrogate_field(rec: Record) -> str:
+    """The top-level field of ``rec`` holding a lone surrogate (in a string or a key)."""
+    return next((str(k) for k, v in rec.items() if _has_surrogate(v)), "content")
+
+
+def encode_metadata(metadata: object, *, max_bytes: int, max_depth: int) -> str:
+    """The JSON text of a conversation's metadata, refused (InvalidInput naming ``metadata``)
+    when a reader could not serve it back exactly: not an object, nesting deeper than
+    ``max_depth`` (the object is level 1), lone surrogates, non-string keys, tuples, NaN;
+    TooLarge beyond ``max_bytes`` encoded."""
+    if not isinstance(metadata, Mapping):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+    value = dict(metadata)
+    deep = InvalidInput(
+        f"metadata nests objects/arrays deeper than {max_depth} levels (the metadata object "
+        "is level 1; AGENT_MEMORY_MAX_JSON_DEPTH)",
+        field="metadata",
+    )
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
+    except RecursionError:
+        raise deep from None
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "metadata contains a lone UTF-16 surrogate, which cannot be stored as UTF-8",
+            field="metadata",
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"metadata cannot be stored as JSON: {exc}", field="metadata") from None
+    if size > max_bytes:
+        raise TooLarge(
+            f"metadata is {size} bytes encoded; the limit is {max_bytes} "
+            "(AGENT_MEMORY_MAX_METADATA_BYTES)",
+            field="metadata",
+        )
+    if deepest_field(value, max_depth) is not None:
+        raise deep
+    if json.loads(text) != value:
+        raise InvalidInput(
+            "metadata would not read back as written: JSON objects need string keys and "
+            "tuples would come back as lists",
+            field="metadata",
+        )
+    return text
 
 
 # orjson reads integers beyond 64 bits as floats: a payload with a run of 19+ digits (anywhere,
@@ -374,6 +483,26 @@ def decode_payload(payload: bytes | str) -> Record:
     if isinstance(payload, str):
         payload = payload.encode()
     rec: Record = (json.loads if _has_long_run(payload) else orjson.loads)(payload)
+    return rec
+
+
+def readable_record(payload: bytes | str) -> Record | None:
+    """The record of a stored payload, or None when it is not one this store could have
+    written (another writer's entry): not JSON, nesting deeper than any configurable limit
+    (:data:`~agent_memory.rules.MAX_JSON_DEPTH`, so every reader and envelope can serve what
+    is returned), or not an object with a known role and text or list content."""
+    try:
+        rec = decode_payload(payload)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested beyond the parser
+        return None
+    if type(rec) is not dict or rec.get("role") not in rules.ROLES:
+        return None
+    if not isinstance(rec.get("content"), str | list):
+        return None
+    raw = payload if isinstance(payload, bytes) else payload.encode(errors="replace")
+    deep = raw.count(b"{") + raw.count(b"[") > rules.MAX_JSON_DEPTH
+    if deep and deepest_field(rec, rules.MAX_JSON_DEPTH) is not None:
+        return None
     return rec
 
 

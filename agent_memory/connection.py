@@ -33,6 +33,7 @@ from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
     ConnectionError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -306,12 +307,28 @@ def sentinel_clients(client: object) -> list[Any]:
     return list(getattr(manager, "sentinels", ()))
 
 
-def translate(exc: RedisError) -> AgentMemoryError:
-    """The agent-memory error for a redis-py error (raise it ``from exc``)."""
+OUTCOME_UNKNOWN = (
+    " The outcome of this write is unknown (it may have been applied): retrying with the "
+    "same message ids / idempotency key is safe."
+)
+
+
+def translate(exc: RedisError, *, write: bool = False) -> AgentMemoryError:
+    """The agent-memory error for a redis-py error (raise it ``from exc``); ``write`` says
+    that the batch could have changed data, so a StoreUnavailable says the outcome is unknown
+    and how to retry safely."""
+    unknown = OUTCOME_UNKNOWN if write else ""
     if isinstance(exc, _UNAVAILABLE):
-        return StoreUnavailable(f"Redis is unreachable or not answering: {exc}")
+        return StoreUnavailable(f"Redis is unreachable or not answering: {exc}.{unknown}")
     if isinstance(exc, ReadOnlyError):
-        return StoreUnavailable(f"Redis refuses writes (read-only replica?): {exc}")
+        return StoreUnavailable(f"Redis refuses writes (read-only replica?): {exc}.{unknown}")
+    if isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    ):  # redis-py strips the OOM prefix into the class; a bare client may keep it
+        return StoreUnavailable(
+            "Redis is full (used memory reached maxmemory, noeviction): it refuses writes until "
+            "memory is freed or maxmemory is raised (see agent-memory doctor)." + unknown
+        )
     if isinstance(exc, ResponseError) and "WAITAOF" in str(exc).upper():
         return ServerUnsupported(
             "AGENT_MEMORY_FSYNC_ACK needs WAITAOF with AOF on (Redis >= 7.2 or Valkey) and this "
@@ -319,6 +336,4 @@ def translate(exc: RedisError) -> AgentMemoryError:
             "the same message ids is safe. Turn AGENT_MEMORY_FSYNC_ACK off (appendfsync always "
             "gives the same guarantee server-side)."
         )
-    if isinstance(exc, ResponseError) and str(exc).startswith("OOM"):
-        return StoreUnavailable(f"Redis is out of memory (maxmemory reached): {exc}")
     return AgentMemoryError(f"Redis error: {exc}")

@@ -120,8 +120,24 @@ def check_memory(info: Mapping[str, Any]) -> Finding:
             f"no maxmemory limit ({_mib(used)} used): Redis grows until the machine runs out "
             "of memory. Set maxmemory with room for your data.",
         )
+    return check_headroom(used, limit)
+
+
+def check_headroom(used: int | None, limit: int | None) -> Finding:
+    """Used memory against maxmemory (``ok`` when there is no limit or the server does not
+    say): a warning from :data:`HEADROOM_WARNING` of it, a risk once it is reached (with
+    noeviction, Redis then refuses every write: StoreUnavailable / 503)."""
+    if not used or not limit:
+        return Finding("ok", "memory", "no maxmemory limit reported.")
     share = used / limit
     text = f"{_mib(used)} used of maxmemory {_mib(limit)} ({share:.0%})"
+    if share >= 1:
+        return Finding(
+            "risk",
+            "memory",
+            f"{text}: Redis is full; with noeviction it refuses writes (503) until memory is "
+            "freed. Raise maxmemory or shorten CACHE_TTL_AGENT_MEMORY.",
+        )
     if share >= HEADROOM_WARNING:
         return Finding(
             "warning",

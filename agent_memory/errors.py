@@ -9,10 +9,12 @@ Every error the library raises on purpose is an ``AgentMemoryError``::
     ├── ConversationNotFound        (also a KeyError)
     ├── ConversationExists          create() with an id that is taken
     ├── VersionConflict             optimistic concurrency: stale expected version
+    ├── UnreadableRecord            a stored record this store cannot read (another writer's)
     └── InvalidInput                (also a ValueError) bad id, message, cursor or argument
         ├── InvalidConversationId
         ├── InvalidMessage
-        │   └── MessageTooLarge
+        │   └── MessageTooLarge     (also a TooLarge)
+        ├── TooLarge                beyond a configured size limit (call bytes, metadata)
         └── InvalidCursor
 
 ``InvalidInput`` derives from ``ValueError`` so that code written for plain Python conventions
@@ -28,8 +30,19 @@ class AgentMemoryError(Exception):
 
 
 class StoreUnavailable(AgentMemoryError):
-    """Redis could not be reached or did not answer in time; the operation had no effect
-    that the caller can rely on (an append may be retried with the same message ids)."""
+    """Redis could not be reached, did not answer in time, or refused writes (full, read-only);
+    the operation had no effect that the caller can rely on. On a write the outcome is
+    unknown (it may have been applied): retrying with the same message ids / idempotency key
+    is safe."""
+
+
+class UnreadableRecord(AgentMemoryError):
+    """A stored record cannot be read back (not written by this store: another program wrote
+    the key). Reads of many records skip such a record with a logged warning instead."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ServerUnsupported(AgentMemoryError):
@@ -85,8 +98,12 @@ class InvalidMessage(InvalidInput):
     """A message cannot be stored as given (unknown role, unserialisable content, ...)."""
 
 
-class MessageTooLarge(InvalidMessage):
-    """A message's encoded size exceeds the configured maximum."""
+class TooLarge(InvalidInput):
+    """An input exceeds a configured size limit (the message names the setting)."""
+
+
+class MessageTooLarge(InvalidMessage, TooLarge):
+    """A message's (or one append call's) encoded size exceeds the configured maximum."""
 
 
 class InvalidCursor(InvalidInput):

@@ -14,6 +14,9 @@ Layout (``P`` is the prefix, ``E`` the encoded conversation id)::
     P:x:u:U      zset     per user (U = encoded user id)
     P:x:a:A      zset     per agent
     P:x:runs     zset     LangGraph ``run NUL thread id`` (delete_for_runs across threads)
+    P:x:ua:U:A   zset     per (user, agent) pair (``:`` is escaped in U and A)
+    P:x:ttl      zset     one member ``ttl``: the longest TTL (ms) any write to these indexes
+                          used; an entry older than now minus it has certainly expired
 
 All of one conversation's keys share the hash tag ``{E}``, so one script touches them all on a
 single server or a cluster. The encoding is injective: ``%`` and every brace, glob or separator
@@ -85,6 +88,12 @@ def validate_id(value: object, what: str = "conversation id") -> str:
                 "characters (a fixed rule: ids are part of key names and logs)",
                 field=what,
             )
+        if 0xD800 <= code < 0xE000:
+            raise InvalidConversationId(
+                f"{what} contains a lone UTF-16 surrogate (U+{code:04X}), which cannot be "
+                "stored as UTF-8",
+                field=what,
+            )
     return value
 
 
@@ -134,6 +143,13 @@ class KeySchema:
 
     def index_agent(self, agent_id: str) -> str:
         return f"{self.prefix}:x:a:{encode_id(agent_id)}"
+
+    def index_pair(self, user_id: str, agent_id: str) -> str:
+        return f"{self.prefix}:x:ua:{encode_id(user_id)}:{encode_id(agent_id)}"
+
+    @property
+    def ttl_marker(self) -> str:
+        return f"{self.prefix}:x:ttl"
 
     @property
     def index_runs(self) -> str:

@@ -17,8 +17,8 @@ def text(value: Any, errors: str = "strict") -> str:
     return value.decode(errors=errors) if isinstance(value, bytes) else str(value)
 
 
-def texts(values: Iterable[Any]) -> list[str]:
-    return [text(v) for v in values]
+def texts(values: Iterable[Any], errors: str = "strict") -> list[str]:
+    return [text(v, errors) for v in values]
 
 
 def string_map(reply: Mapping[Any, Any] | None) -> dict[str, str]:
@@ -49,15 +49,22 @@ def entry_payload(fields: Any) -> bytes | str:
 
 
 def entries(reply: Iterable[Any]) -> list[tuple[str, bytes | str]]:
-    """(cursor, payload) of each entry of an XRANGE / XREVRANGE reply."""
-    return [(text(cursor), entry_payload(fields)) for cursor, fields in reply]
+    """(cursor, payload) of each entry of an XRANGE / XREVRANGE reply; an entry without a
+    message field (another writer's) has the payload ``b""``, which no reader takes."""
+    out: list[tuple[str, bytes | str]] = []
+    for cursor, fields in reply:
+        try:
+            out.append((text(cursor), entry_payload(fields)))
+        except InvalidInput:
+            out.append((text(cursor), b""))
+    return out
 
 
-def scored(reply: Sequence[Any]) -> list[tuple[str, float]]:
+def scored(reply: Sequence[Any], errors: str = "strict") -> list[tuple[str, float]]:
     """(member, score) pairs of a WITHSCORES reply, flat (RESP2) or nested (RESP3)."""
     if reply and isinstance(reply[0], list | tuple):
-        return [(text(m), float(s)) for m, s in reply]
-    return [(text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+        return [(text(m, errors), float(s)) for m, s in reply]
+    return [(text(reply[i], errors), float(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
 def config_value(reply: Any, name: str) -> str | None:

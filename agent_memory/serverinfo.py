@@ -92,6 +92,7 @@ class ServerInfo:
         findings = (
             doctor.check_eviction(self.maxmemory_policy),
             doctor.check_aof(self.aof_enabled, self.appendfsync),
+            doctor.check_headroom(self.used_memory, self.maxmemory),
         )
         return [f.message for f in findings if f.level != "ok"]
 

@@ -119,6 +119,23 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST", "max_messages_per_request"),
     )
+    max_append_bytes: int = Field(
+        rules.DEFAULT_MAX_APPEND_BYTES,
+        gt=0,
+        validation_alias=_env("AGENT_MEMORY_MAX_APPEND_BYTES", "max_append_bytes"),
+    )
+    """Encoded bytes of all messages of one append call (one script: Redis time)."""
+    max_metadata_bytes: int = Field(
+        rules.DEFAULT_MAX_METADATA_BYTES,
+        gt=0,
+        validation_alias=_env("AGENT_MEMORY_MAX_METADATA_BYTES", "max_metadata_bytes"),
+    )
+    max_json_depth: int = Field(
+        rules.DEFAULT_MAX_JSON_DEPTH,
+        ge=8,
+        le=rules.MAX_JSON_DEPTH,
+        validation_alias=_env("AGENT_MEMORY_MAX_JSON_DEPTH", "max_json_depth"),
+    )
     max_page_size: int = Field(
         1000, gt=0, validation_alias=_env("AGENT_MEMORY_MAX_PAGE_SIZE", "max_page_size")
     )

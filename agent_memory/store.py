@@ -9,7 +9,7 @@ from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from agent_memory import connection
-from agent_memory._base import StoreBase, described, merged, noscript, refused
+from agent_memory._base import StoreBase, described, merged, noscript, refused, writes
 from agent_memory.core import StoreCore
 from agent_memory.plan import Batch, Call, Plan
 from agent_memory.settings import Settings, get_settings
@@ -87,7 +87,7 @@ class ConversationStore(StoreBase[Redis]):
         except RedisError as exc:
             if refused(batch, exc):
                 return [None]
-            raise connection.translate(exc) from exc
+            raise connection.translate(exc, write=writes(batch)) from exc
 
     def run(self, plan: Plan[T]) -> T:
         """Carry ``plan`` (the :mod:`agent_memory.plan` protocol) to Redis and back, a batch per

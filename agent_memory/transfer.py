@@ -30,13 +30,14 @@ store and reads and writes the lines.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from agent_memory import rules
-from agent_memory.codec import encode_record
-from agent_memory.errors import InvalidInput
+from agent_memory.codec import encode_record, readable_record
+from agent_memory.errors import InvalidInput, UnreadableRecord
 from agent_memory.items import ItemConfig, iter_item_lines, restore_item
 from agent_memory.keys import validate_id
 from agent_memory.plans.transfer import CHUNK, INDEX_FIELDS
@@ -44,6 +45,7 @@ from agent_memory.plans.transfer import CHUNK, INDEX_FIELDS
 if TYPE_CHECKING:
     from agent_memory.store import ConversationStore
 
+log = logging.getLogger("agent_memory")
 CHUNK_BYTES = 4 * 1_048_576  # messages per restore call: CHUNK, or fewer when this large
 
 
@@ -84,7 +86,11 @@ def _item_config(store: ConversationStore) -> ItemConfig:
 
 
 def _export_one(store: ConversationStore, cid: str, chunk: int) -> Iterator[str]:
-    head = store.export_head(cid)
+    try:
+        head = store.export_head(cid)
+    except UnreadableRecord as exc:  # another program's key: left out, said in the log
+        log.warning("export skipped conversation %r: %s", cid, exc)
+        return
     if head is None:  # deleted or expired since SCAN saw it
         return
     yield _dumps(head)
@@ -92,7 +98,10 @@ def _export_one(store: ConversationStore, cid: str, chunk: int) -> Iterator[str]
     while True:
         entries = store.export_chunk(cid, after, chunk)
         for cursor, payload in entries:
-            message = json.loads(payload)
+            message = readable_record(payload)
+            if message is None:
+                log.warning("export skipped entry %s of conversation %r: unreadable", cursor, cid)
+                continue
             yield _dumps(
                 {"type": "message", "conversation": cid, "cursor": cursor, "message": message}
             )

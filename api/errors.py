@@ -4,8 +4,9 @@ Each error status has one entry in :data:`STATUSES` (its stable code and the des
 OpenAPI document gives it). Store errors map by class, one exception handler each (Starlette
 picks the handler of the nearest base class): not found 404, exists 409, stale version 412,
 too large 413, bad input 422, Redis unreachable 503 with ``Retry-After``, unsupported server
-501, any other store error 502; request validation errors name the field; anything
-unexpected is a 500 with a generic message (logged, no traceback sent).
+501, a record another program wrote 502 naming it, any other store error 502; request
+validation errors name the field; anything unexpected is a 500 with a generic message
+(logged, no traceback sent).
 No answer carries internal error text (addresses, Redis errors): a 503 or 501 says what
 happened in plain words, the details go to the log.
 """
@@ -27,9 +28,10 @@ from agent_memory.errors import (
     ConversationExists,
     ConversationNotFound,
     InvalidInput,
-    MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
+    TooLarge,
+    UnreadableRecord,
     VersionConflict,
 )
 from api.schemas import ErrorBody
@@ -69,10 +71,11 @@ _STORE_STATUS: dict[type[AgentMemoryError], int] = {
     ConversationNotFound: 404,
     ConversationExists: 409,
     VersionConflict: 412,
-    MessageTooLarge: 413,
+    TooLarge: 413,  # MessageTooLarge too
     InvalidInput: 422,
     StoreUnavailable: 503,
     ServerUnsupported: 501,
+    UnreadableRecord: 502,  # another program wrote the key: named, never a bare 500
 }
 # A store error class whose code is not its status's (none yet).
 _STORE_CODE: dict[type[AgentMemoryError], str] = {}
@@ -175,11 +178,11 @@ def _allowed_methods(request: Request) -> str:
 
 def _field_of(loc: tuple[int | str, ...]) -> str:
     """``("body", "messages", 0, "role")`` -> ``messages[0].role``; ``("query", "limit")`` ->
-    ``limit``."""
+    ``limit``. A key that cannot be written as UTF-8 (a lone surrogate) is shown escaped."""
     out = ""
     for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
+    return out.encode("utf-8", "backslashreplace").decode() or "body"
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:

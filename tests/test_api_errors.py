@@ -30,6 +30,8 @@ RAISED: list[tuple[errors.AgentMemoryError, int, str]] = [
     (errors.StoreUnavailable("down"), 503, "store_unavailable"),
     (errors.ServerUnsupported("no WAITAOF"), 501, "server_unsupported"),
     (errors.EmbeddedServerError("no binary"), 502, "store_error"),
+    (errors.TooLarge("metadata too big", field="metadata"), 413, "too_large"),
+    (errors.UnreadableRecord("foreign entry", field="messages"), 502, "store_error"),
 ]
 
 
@@ -67,7 +69,7 @@ async def test_each_store_error_class_has_its_status_and_code(
     assert error["code"] == code
     assert error["field"] == getattr(exc, "field", None)
     assert (response.headers.get("retry-after") is not None) == (status == 503)
-    if status == 502:  # an unexpected store error says nothing of its own
+    if type(exc) is errors.EmbeddedServerError:  # an unexpected store error says nothing
         assert error["message"] == "the store failed; see the server log"
     elif status in (501, 503):  # no internal text (addresses, Redis errors): only in the log
         assert str(exc) not in error["message"]

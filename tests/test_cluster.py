@@ -190,7 +190,7 @@ async def test_async_store_on_the_cluster(cluster: list[RedisProcess]) -> None:
         assert await store.delete_user("ada") == 8
         assert (await store.list_conversations()).items == []
         await store.append("left", [{"role": "user", "content": "x"}])
-        assert await store.clear_all() == 4  # stream, meta, tokens, and the global index
+        assert await store.clear_all() == 5  # stream, meta, tokens, the global index, TTL marker
 
 
 def test_an_unreachable_cluster_is_store_unavailable() -> None:
@@ -225,20 +225,31 @@ def test_round_trips_of_an_append(cluster: bool) -> None:
     if not cluster:  # one script, the indexes updated inside it
         batches = _batches(core.append("c", msg), [[[b"1-0", b""]]])
         assert [[c.args[0] for c in b] for b in batches] == [["EVALSHA"]]
-        assert batches[0][0].args[2] == 5  # the conversation's keys and the global index
+        assert batches[0][0].args[2] == 6  # the conversation's keys, global index, TTL marker
         return
-    script_reply = [b"1-0", b"", 1700000000000, b"agent_memory:x:u:ada", b""]
-    batches = _batches(core.append("c", msg), [[script_reply], [1, 1, 0, 1, 1, 0]])
+    script_reply = [b"1-0", b"", 1700000000000, b"agent_memory:x:u:ada", b"", b""]
+    touched = [1, 1, 0, 1, 1, 0, 1, 1, 0, b"2592000000"]
+    batches = _batches(core.append("c", msg), [[script_reply], touched, [0, 0]])
     assert batches[0][0].args[2] == 4  # one hash slot: the conversation's keys only
+    ttl = 2_592_000_000
     assert [c.args for c in batches[1]] == [
+        ("ZADD", "agent_memory:x:ttl", "GT", ttl, "ttl"),
+        ("PEXPIRE", "agent_memory:x:ttl", ttl, "NX"),
+        ("PEXPIRE", "agent_memory:x:ttl", ttl, "GT"),
         ("ZADD", "agent_memory:x:all", 1700000000000, "c"),
-        ("PEXPIRE", "agent_memory:x:all", 2_592_000_000, "NX"),
-        ("PEXPIRE", "agent_memory:x:all", 2_592_000_000, "GT"),
+        ("PEXPIRE", "agent_memory:x:all", ttl, "NX"),
+        ("PEXPIRE", "agent_memory:x:all", ttl, "GT"),
         ("ZADD", "agent_memory:x:u:ada", 1700000000000, "c"),
-        ("PEXPIRE", "agent_memory:x:u:ada", 2_592_000_000, "NX"),
-        ("PEXPIRE", "agent_memory:x:u:ada", 2_592_000_000, "GT"),
+        ("PEXPIRE", "agent_memory:x:u:ada", ttl, "NX"),
+        ("PEXPIRE", "agent_memory:x:u:ada", ttl, "GT"),
+        ("ZSCORE", "agent_memory:x:ttl", "ttl"),
     ]
-    assert len(batches) == 2
+    cutoff = f"({1700000000000 - ttl}"  # entries older than now - the longest TTL are gone
+    assert [c.args for c in batches[2]] == [
+        ("ZREMRANGEBYSCORE", "agent_memory:x:all", "-inf", cutoff),
+        ("ZREMRANGEBYSCORE", "agent_memory:x:u:ada", "-inf", cutoff),
+    ]
+    assert len(batches) == 3
 
 
 def test_after_one_node_lost_its_scripts_the_other_nodes_deletes_run_once(

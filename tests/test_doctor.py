@@ -92,8 +92,8 @@ def test_doctor_on_a_healthy_store_exits_zero(fresh_server: RedisProcess) -> Non
     other_db.set("agent_memory:cache-of-another-service", 1)  # DB 0 is not ours
     result = runner.invoke(app, ["doctor", "--url", url])
     assert result.exit_code == 0, result.output
-    # stream, metadata, append tokens, index (no ids hash: the message has no id)
-    assert "all 4 keys under 'agent_memory:' have a TTL" in result.output
+    # stream, metadata, append tokens, index, TTL marker (no ids hash: the message has no id)
+    assert "all 5 keys under 'agent_memory:' have a TTL" in result.output
     store.close()
 
 

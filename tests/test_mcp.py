@@ -143,7 +143,8 @@ async def test_tools_are_listed_with_descriptions_schemas_and_the_configured_lim
         assert props["limit"]["maximum"] == MAX_PAGE
         assert props["limit"]["minimum"] == 1
         assert props["conversation_id"]["maxLength"] == 256
-        assert props["before"]["anyOf"][0]["pattern"] == r"^[0-9]{1,20}-[0-9]{1,20}$"
+        canonical = r"^(0|[1-9][0-9]{0,19})-(0|[1-9][0-9]{0,19})$"  # as the store prints one
+        assert props["before"]["anyOf"][0]["pattern"] == canonical
         assert listed["get_messages"].input_schema["required"] == ["conversation_id"]
         messages = listed["append_messages"].input_schema["properties"]["messages"]
         assert (messages["minItems"], messages["maxItems"]) == (1, MAX_MESSAGES)

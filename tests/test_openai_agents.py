@@ -463,10 +463,11 @@ async def test_the_session_on_a_redis_cluster(tmp_path: Path) -> None:
             with redis.cluster.RedisCluster(host="127.0.0.1", port=nodes[0].port) as routed:
                 assert routed.zscore("agent_memory:x:all", "on-cluster") is not None
             keys = [(c, k) for c in clients for k in c.scan_iter(match="agent_memory:*")]
-            assert len(keys) == 4  # stream, hash, tokens, index
+            assert len(keys) == 5  # stream, hash, tokens, index, the prefix's TTL marker
             assert all(c.pttl(k) > 0 for c, k in keys)
             await session.clear_session()
-            assert [k for c in clients for k in c.scan_iter(match="agent_memory:*")] == []
+            left = [k for c in clients for k in c.scan_iter(match="agent_memory:*")]
+            assert left == [b"agent_memory:x:ttl"]  # it expires with the TTL it records
         finally:
             for c in clients:
                 c.close()
@@ -627,12 +628,18 @@ def test_pop_on_a_cluster_updates_the_indexes_itself() -> None:
     """Cluster mode: the script gets the conversation's keys only (one hash slot) and returns
     what the plan needs to update the indexes, in a second batch."""
     core = plans.SessionPlans(StoreConfig.from_settings(make_settings(), cluster=True))
-    popped = [b"1-0", b'{"role":"user","content":"x"}', 1000, b"", b"P:x:a:bot"]
-    item, sent = drive(core.pop_item("s"), [[popped], lambda batch: [1] * len(batch)])
+    popped = [b"1-0", b'{"role":"user","content":"x"}', 1000, b"", b"P:x:a:bot", b""]
+    ones = lambda batch: [1] * len(batch)  # noqa: E731
+    item, sent = drive(core.pop_item("s"), [[popped], ones, ones])
     assert item == {"role": "user", "content": "x"}
     assert sent[0][0].args[2:7] == (4, *core.conversation_keys("s").all)
-    assert commands(sent) == [["pop"], ["ZADD", "PEXPIRE", "PEXPIRE"] * 2]
-    assert [c.args[1] for c in sent[1]] == ["agent_memory:x:all"] * 3 + ["P:x:a:bot"] * 3
+    touch = ["ZADD", "PEXPIRE", "PEXPIRE"]
+    assert commands(sent) == [["pop"], touch * 3 + ["ZSCORE"], ["ZREMRANGEBYSCORE"] * 2]
+    marker, everything = "agent_memory:x:ttl", "agent_memory:x:all"
+    assert [c.args[1] for c in sent[1]] == [marker] * 3 + [everything] * 3 + ["P:x:a:bot"] * 3 + [
+        marker
+    ]
+    assert [c.args[1] for c in sent[2]] == [everything, "P:x:a:bot"]
     assert drive(core.pop_item("s"), [[[]]]) == (None, sent[:1])
 
 
@@ -683,7 +690,8 @@ async def test_clear_session_deletes_every_key(
     session = new_session()
     await session.add_items(REALISTIC)
     await session.clear_session()
-    assert _keys(backend.client) == []
+    # only the prefix's TTL marker is left (it expires with the TTL it records)
+    assert _keys(backend.client) == [b"agent_memory:x:ttl"]
     assert await session.get_items() == []
     assert await session.pop_item() is None
 

@@ -154,17 +154,25 @@ def test_server_info_on_a_cluster_merges_the_primaries() -> None:
     }
     info, sent = drive(
         core(cluster=True).server_info(),
-        [[{"n1:1": 5, "n2:2": 7}], [5], [infos], [{"n1:1": {"appendfsync": "always"}}]],
+        [
+            [{"n1:1": 5, "n2:2": 7}],
+            [[b"1700000000", b"0"], b"60000"],
+            [5],
+            [infos],
+            [{"n1:1": {"appendfsync": "always"}}],
+        ],
     )
-    assert [batch[0].target for batch in sent] == [PRIMARIES, None, PRIMARIES, PRIMARIES]
+    assert [batch[0].target for batch in sent] == [PRIMARIES, None, None, PRIMARIES, PRIMARIES]
     assert (info.keys, info.conversations, info.keyspace_hits) == (12, 5, 7)
     assert info.aof_enabled is False  # on only if on everywhere
     assert info.appendfsync == "always"
 
 
 def test_an_optional_call_refused_by_the_server_reads_as_unknown() -> None:
-    info, sent = drive(core().server_info(), [[3, 1], [None], [None]])
-    assert all(batch[0].optional for batch in sent[1:])
+    info, sent = drive(
+        core().server_info(), [[3], [[b"1700000000", b"0"], None], [1], [None], [None]]
+    )
+    assert all(batch[0].optional for batch in sent[3:])
     assert (info.version, info.aof_enabled, info.keys) == (None, None, 3)
 
 

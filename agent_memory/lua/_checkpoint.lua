@@ -1,8 +1,9 @@
 -- Shared by the LangGraph checkpoint scripts (prepended after _prelude.lua by scripts.py).
 -- KEYS[1..8]: one thread's keys, all in its conversation's hash tag: stream, meta, ids, tokens
 -- (the conversation's) and checkpoints, data, writes, runs (keys.py). On a single server
--- KEYS[9] is the conversation index and KEYS[10] the run index; cluster mode passes neither
--- (other hash slots) and the plan updates them itself.
+-- KEYS[9] is the conversation index, KEYS[10] the run index and KEYS[11] the TTL marker
+-- (prune_cutoff in _prelude.lua); cluster mode passes none of them (other hash slots) and the
+-- plan updates them itself.
 local SEP = '\0'
 local MESSAGES = 'am.messages' .. SEP -- a messages value kept as a reference to the stream
 
@@ -50,10 +51,12 @@ local function touch_thread(conv_id, now, ttl)
   end
   if KEYS[9] then
     local now_arg = decimal(now)
-    touch_index(KEYS[9], conv_id, now_arg, expire_at, expire_arg)
-    for _, key in ipairs(index_names()) do
-      if key then
-        touch_index(key, conv_id, now_arg, expire_at, expire_arg)
+    local cutoff = prune_cutoff(KEYS[11], now, ttl, expire_at, expire_arg)
+    touch_index(KEYS[9], conv_id, now_arg, expire_at, expire_arg, cutoff)
+    local extra = index_names()
+    for i = 1, 3 do
+      if extra[i] then
+        touch_index(extra[i], conv_id, now_arg, expire_at, expire_arg, cutoff)
       end
     end
   end

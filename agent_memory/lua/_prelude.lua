@@ -1,5 +1,6 @@
 -- Shared by every script (prepended by scripts.py).
--- KEYS[1..4] are one conversation's keys (stream, meta, ids, tokens), KEYS[5] the global index.
+-- KEYS[1..4] are one conversation's keys (stream, meta, ids, tokens), KEYS[5] the global index,
+-- KEYS[6] the TTL marker (see prune_cutoff).
 -- Cluster mode passes KEYS[1..4] only (the indexes live in other hash slots): the scripts then
 -- leave the indexes alone and return what the caller needs to update them itself.
 local function now_ms()
@@ -13,18 +14,35 @@ local function decimal(n)
   return string.format('%d', n)
 end
 
--- An index expires when its last conversation does: never before ``expire_at`` (ms).
-local function touch_index(key, member, now_arg, expire_at, expire_arg)
+-- An index expires when its last conversation does: never before ``expire_at`` (ms). Entries
+-- scored below ``cutoff`` (exclusive bound '(ms') have certainly expired: they are removed
+-- here, on every write, so pruning does not wait for someone to list (O(log n + removed)).
+local function touch_index(key, member, now_arg, expire_at, expire_arg, cutoff)
   redis.call('ZADD', key, now_arg, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
   if redis.call('PEXPIRETIME', key) < expire_at then
     redis.call('PEXPIREAT', key, expire_arg)
   end
 end
 
--- The conversation's {user index, agent index} (false where none): ``named`` when the caller
--- has read them already (with other fields of the hash), else one HMGET.
+-- ``marker`` (P:x:ttl; KEYS[6] of the conversation scripts, single server) holds the longest TTL
+-- any write to this prefix's indexes used, as the score of its one member 'ttl': raised to
+-- ``ttl_ms`` here, kept until ``expire_at`` at least. An index entry (score = last activity)
+-- older than now minus it has expired, whatever the TTL of the store that wrote it. Returns the
+-- exclusive cutoff for touch_index.
+local function prune_cutoff(marker, now, ttl_ms, expire_at, expire_arg)
+  redis.call('ZADD', marker, 'GT', decimal(ttl_ms), 'ttl')
+  if redis.call('PEXPIRETIME', marker) < expire_at then
+    redis.call('PEXPIREAT', marker, expire_arg)
+  end
+  return '(' .. decimal(now - tonumber(redis.call('ZSCORE', marker, 'ttl')))
+end
+
+-- The conversation's {user index, agent index, (user, agent) index} (false where none):
+-- ``named`` when the caller has read them already (with other fields of the hash), else one
+-- HMGET.
 local function index_names(named)
-  return named or redis.call('HMGET', KEYS[2], 'index_user', 'index_agent')
+  return named or redis.call('HMGET', KEYS[2], 'index_user', 'index_agent', 'index_pair')
 end
 
 -- Sliding expiry of all the conversation's keys, and its activity in every index it is in.
@@ -39,18 +57,21 @@ local function touch_conversation(conv_id, now, ttl, named)
   if not KEYS[5] then
     return
   end
-  touch_index(KEYS[5], conv_id, now_arg, expire_at, expire_arg)
-  for _, key in ipairs(index_names(named)) do
-    if key then
-      touch_index(key, conv_id, now_arg, expire_at, expire_arg)
+  local cutoff = prune_cutoff(KEYS[6], now, ttl, expire_at, expire_arg)
+  touch_index(KEYS[5], conv_id, now_arg, expire_at, expire_arg, cutoff)
+  local extra = index_names(named)
+  for i = 1, 3 do
+    if extra[i] then
+      touch_index(extra[i], conv_id, now_arg, expire_at, expire_arg, cutoff)
     end
   end
 end
 
--- Cluster mode: {time, user index or '', agent index or ''} for the caller's index update.
+-- Cluster mode: {time, user index, agent index, pair index ('' where none)} for the caller's
+-- index update.
 local function index_info(now, named)
   local extra = index_names(named)
-  return {now, extra[1] or '', extra[2] or ''}
+  return {now, extra[1] or '', extra[2] or '', extra[3] or ''}
 end
 
 -- ``out`` followed by index_info(now) in cluster mode; ``out`` alone on a single server.

@@ -31,8 +31,9 @@ end
 
 local now = now_ms()
 -- One read of the metadata hash: does it exist, its count, the indexes it is in.
-local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent')
-local named = {meta[3], meta[4]}
+local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
+  'index_pair')
+local named = {meta[3], meta[4], meta[5]}
 
 -- The cursors of the given message ids already stored (one HMGET for the whole call); an id
 -- given twice in one call is found too, as added by its first occurrence.

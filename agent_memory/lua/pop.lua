@@ -23,8 +23,9 @@ end
 
 local now = now_ms()
 local now_arg = decimal(now)
-local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent')
-local named = {meta[3], meta[4]}
+local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
+  'index_pair')
+local named = {meta[3], meta[4], meta[5]}
 local count = decimal(math.max((tonumber(meta[2]) or 1) - 1, 0))
 if meta[1] then
   redis.call('HSET', KEYS[2], 'message_count', count, 'updated_at', now_arg)

@@ -1,6 +1,7 @@
 -- Restore one conversation from an export (agent-memory import), one chunk per call.
 -- ARGV: expire_at_ms, conversation id, final ('1' on its last chunk), user index key or '',
--- agent index key or '', number of metadata fields n, n field/value pairs, then
+-- agent index key or '', (user, agent) index key or '', number of metadata fields n, n
+-- field/value pairs, then
 -- (cursor, message id or '', payload) triples, oldest first.
 -- A conversation whose metadata hash exists is left alone: {0, 0}. One that has expired
 -- already is not restored: {-1, 0}. Otherwise entries are added under their exported cursors
@@ -16,9 +17,9 @@ end
 if expire_at <= now_ms() then
   return {-1, 0}
 end
-local nfields = tonumber(ARGV[6])
+local nfields = tonumber(ARGV[7])
 local added = 0
-for i = 7 + 2 * nfields, #ARGV, 3 do
+for i = 8 + 2 * nfields, #ARGV, 3 do
   local reply = redis.pcall('XADD', KEYS[1], ARGV[i], 'm', ARGV[i + 2])
   if type(reply) ~= 'table' or not reply.err then
     added = added + 1
@@ -33,7 +34,7 @@ if ARGV[3] ~= '1' then
   return {1, added}
 end
 
-for i = 7, 6 + 2 * nfields, 2 do
+for i = 8, 7 + 2 * nfields, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 redis.call('HSET', KEYS[2], 'id', conv_id)
@@ -43,10 +44,19 @@ end
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[2], 'index_agent', ARGV[5])
 end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[2], 'index_pair', ARGV[6])
+end
 redis.call('PEXPIREAT', KEYS[2], expire_at)
 if KEYS[5] then  -- single server: the indexes too (cluster mode: the caller does it)
   local score = tonumber(redis.call('HGET', KEYS[2], 'updated_at')) or now_ms()
-  for _, key in ipairs({KEYS[5], ARGV[4], ARGV[5]}) do
+  -- the entry lives until expire_at although scored at its last activity: the TTL marker
+  -- (see prune_cutoff) must cover expire_at - score, so that writes do not prune it
+  redis.call('ZADD', KEYS[6], 'GT', string.format('%d', expire_at - score), 'ttl')
+  if redis.call('PEXPIRETIME', KEYS[6]) < expire_at then
+    redis.call('PEXPIREAT', KEYS[6], expire_at)
+  end
+  for _, key in ipairs({KEYS[5], ARGV[4], ARGV[5], ARGV[6]}) do
     if key ~= '' then
       redis.call('ZADD', key, score, conv_id)
       if redis.call('PEXPIRETIME', key) < expire_at then

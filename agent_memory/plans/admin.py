@@ -22,10 +22,8 @@ class AdminPlans(PlanContext):
         counters are summed over the primaries (see :func:`merge_infos`)."""
         if self.config.cluster:
             return (yield from self._cluster_server_info())
-        keys, conversations = yield [
-            Call(("DBSIZE",)),
-            Call(("ZCARD", self.config.keys.index_all)),
-        ]
+        (keys,) = yield [Call(("DBSIZE",))]
+        conversations = yield from self.count_conversations()
         (info,) = yield [Call(("INFO",), optional=True)]
         (fsync,) = yield [Call(("CONFIG", "GET", "appendfsync"), optional=True)]
         return ServerInfo.parse(info, fsync, keys, conversations)
@@ -33,15 +31,21 @@ class AdminPlans(PlanContext):
     def _cluster_server_info(self) -> Plan[ServerInfo]:
         (sizes,) = yield [Call(("DBSIZE",), target=PRIMARIES)]
         keys = sum(int(n) for n in sizes.values())
-        (conversations,) = yield [Call(("ZCARD", self.config.keys.index_all))]
+        conversations = yield from self.count_conversations()
         (infos,) = yield [Call(("INFO",), optional=True, target=PRIMARIES)]
         (fsyncs,) = yield [Call(("CONFIG", "GET", "appendfsync"), optional=True, target=PRIMARIES)]
         fsync = next(iter(fsyncs.values())) if isinstance(fsyncs, Mapping) and fsyncs else None
         return ServerInfo.parse(merge_infos(infos), fsync, keys, conversations)
 
     def count_conversations(self) -> Plan[int]:
-        """Conversations in this prefix's index (expired ones not yet pruned included)."""
-        (n,) = yield [Call(("ZCARD", self.config.keys.index_all))]
+        """Conversations in this prefix's index that may be alive: entries older than now
+        minus the TTL marker (the longest TTL a write used, see ``lua/_prelude.lua``) have
+        certainly expired and are not counted, pruned or not."""
+        keys = self.config.keys
+        clock, longest = yield [Call(("TIME",)), Call(("ZSCORE", keys.ttl_marker, "ttl"))]
+        now = int(clock[0]) * 1000 + int(clock[1]) // 1000
+        ttl = int(float(longest)) if longest is not None else self.config.ttl_ms
+        (n,) = yield [Call(("ZCOUNT", keys.index_all, now - ttl, "+inf"))]
         return int(n)
 
     def clear_all(self) -> Plan[int]:

@@ -82,7 +82,7 @@ class CheckpointAdminPlans(CheckpointContext):
         replies = yield [*restores, self._admin(target_id, "copied")]
         reply = replies[-1]
         if self.store.config.cluster:
-            yield from self.store._touch_indexes(target_id, reply[-3:])
+            yield from self.store._touch_indexes(target_id, reply[-4:])
             runs = [as_bytes(r) for r in reply[0]]
             if runs:
                 yield self._run_index_calls(runs, target_id)

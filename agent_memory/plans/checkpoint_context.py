@@ -40,12 +40,13 @@ class CheckpointContext:
 
     def _keys(self, thread_id: str) -> tuple[str, ...]:
         """A checkpoint script's keys (lua/_checkpoint.lua): the thread's eight, then the
-        conversation and run indexes on a single server."""
+        conversation index, the run index and the TTL marker on a single server."""
         conv = self.store.conversation_keys(thread_id)
         keys = (*conv.all, *conv.thread)
         if self.store.config.cluster:
             return keys
-        return (*keys, self.store.config.keys.index_all, self.store.config.keys.index_runs)
+        names = self.store.config.keys
+        return (*keys, names.index_all, names.index_runs, names.ttl_marker)
 
     @property
     def _ttl(self) -> int:

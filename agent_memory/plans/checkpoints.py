@@ -132,7 +132,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         replies = yield [Call.run(scripts.CHECKPOINT_PUT, self._keys(thread_id), argv), *calls]
         reply: list[Any] = replies[0]
         if self.store.config.cluster and reply[0]:
-            yield from self.store._touch_indexes(thread_id, reply[-3:])
+            yield from self.store._touch_indexes(thread_id, reply[-4:])
         return reply
 
     def put_writes(
@@ -160,7 +160,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             return
         (reply,) = yield [Call.run(scripts.CHECKPOINT_WRITES, self._keys(target.thread_id), argv)]
         if self.store.config.cluster:
-            yield from self.store._touch_indexes(target.thread_id, reply[-3:])
+            yield from self.store._touch_indexes(target.thread_id, reply[-4:])
 
     def get_tuple(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
         target = Target.of(config)

@@ -45,6 +45,9 @@ class StoreConfig:
     ttl_ms: int
     max_message_bytes: int = rules.DEFAULT_MAX_MESSAGE_BYTES
     max_messages_per_request: int = rules.DEFAULT_MAX_MESSAGES_PER_REQUEST
+    max_append_bytes: int = rules.DEFAULT_MAX_APPEND_BYTES
+    max_metadata_bytes: int = rules.DEFAULT_MAX_METADATA_BYTES
+    max_json_depth: int = rules.DEFAULT_MAX_JSON_DEPTH
     touch_on_read: bool = False
     fsync_ack: bool = False
     """Each append waits for ``WAITAOF 1 0 fsync_timeout_ms`` in the same round trip."""
@@ -71,6 +74,9 @@ class StoreConfig:
             ttl_ms=settings.ttl_seconds * 1000 if ttl is None else ttl_to_ms(ttl),
             max_message_bytes=settings.max_message_bytes,
             max_messages_per_request=settings.max_messages_per_request,
+            max_append_bytes=settings.max_append_bytes,
+            max_metadata_bytes=settings.max_metadata_bytes,
+            max_json_depth=settings.max_json_depth,
             touch_on_read=settings.touch_on_read,
             cluster=cluster or settings.redis_cluster,
             fsync_ack=settings.fsync_ack,
@@ -101,27 +107,52 @@ class PlanContext:
             self._keys[conversation_id] = keys
         return keys
 
+    def _index_names(self, user_id: str | None, agent_id: str | None) -> tuple[str, str, str]:
+        """The user, agent and (user, agent) index keys of a conversation ('' where none)."""
+        keys = self.config.keys
+        both = user_id is not None and agent_id is not None
+        return (
+            keys.index_user(user_id) if user_id is not None else "",
+            keys.index_agent(agent_id) if agent_id is not None else "",
+            keys.index_pair(user_id, agent_id) if both else "",  # type: ignore[arg-type]
+        )
+
     def _script_keys(self, conversation_id: str) -> tuple[str, ...]:
-        """A script's keys: the conversation's, plus the global index on a single server."""
+        """A script's keys: the conversation's, plus the global index and the TTL marker on a
+        single server (see ``prune_cutoff`` in ``lua/_prelude.lua``)."""
         keys = self.conversation_keys(conversation_id).all
-        return keys if self.config.cluster else (*keys, self.config.keys.index_all)
+        if self.config.cluster:
+            return keys
+        return (*keys, self.config.keys.index_all, self.config.keys.ttl_marker)
 
     # -- cluster mode: the index updates the scripts cannot make (other hash slots) -------
     def _touch_indexes(self, conversation_id: str, info: Sequence[Any]) -> Plan[None]:
-        """ZADD the id at ``now`` to the global index and to the user/agent indexes named in
-        ``info`` (a script's ``{now, user index, agent index}``), extending each index's TTL
-        to at least the store's (PEXPIRE NX + GT, as the scripts' ``touch_index``)."""
+        """ZADD the id at ``now`` to the global index and to the user/agent/pair indexes
+        named in ``info`` (a script's ``{now, user index, agent index, pair index}``),
+        extending each index's TTL to at least the store's (PEXPIRE NX + GT, as the scripts'
+        ``touch_index``); then remove the entries that have certainly expired (older than now
+        minus the TTL marker, raised first: the scripts' ``prune_cutoff``). One more round
+        trip than a single server's scripts need."""
         now, *named = info
+        now = int(now)
         ttl = self.config.ttl_ms
-        batch: Batch = []
-        for key in (self.config.keys.index_all, *map(text, named)):
-            if key:
-                batch += [
-                    Call(("ZADD", key, int(now), conversation_id)),
-                    Call(("PEXPIRE", key, ttl, "NX")),
-                    Call(("PEXPIRE", key, ttl, "GT")),
-                ]
-        yield batch
+        marker = self.config.keys.ttl_marker
+        batch: Batch = [
+            Call(("ZADD", marker, "GT", ttl, "ttl")),
+            Call(("PEXPIRE", marker, ttl, "NX")),
+            Call(("PEXPIRE", marker, ttl, "GT")),
+        ]
+        indexes = [k for k in (self.config.keys.index_all, *map(text, named)) if k]
+        for key in indexes:
+            batch += [
+                Call(("ZADD", key, now, conversation_id)),
+                Call(("PEXPIRE", key, ttl, "NX")),
+                Call(("PEXPIRE", key, ttl, "GT")),
+            ]
+        batch.append(Call(("ZSCORE", marker, "ttl")))
+        *_, longest = yield batch
+        cutoff = f"({now - int(float(longest or ttl))}"
+        yield [Call(("ZREMRANGEBYSCORE", key, "-inf", cutoff)) for key in indexes]
 
     def _untouch_indexes(self, removals: Iterable[tuple[str, Sequence[Any]]]) -> Plan[None]:
         """ZREM each (conversation id, index names) pair from the global index and those."""

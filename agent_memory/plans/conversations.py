@@ -9,17 +9,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from agent_memory import rules, scripts
+from agent_memory.codec import encode_metadata
 from agent_memory.errors import (
     ConversationExists,
     ConversationNotFound,
     InvalidInput,
+    UnreadableRecord,
     VersionConflict,
 )
 from agent_memory.keys import validate_id
 from agent_memory.models import Conversation, ms_to_datetime
 from agent_memory.plan import Batch, Call, Plan
-from agent_memory.plans.context import PlanContext
-from agent_memory.replies import string_map, texts
+from agent_memory.plans.context import PlanContext, StoreConfig
+from agent_memory.replies import string_map, text, texts
 
 
 class Unset(enum.Enum):
@@ -35,23 +37,32 @@ UNSET: Final = Unset.UNSET
 
 
 def parse_conversation(meta: Mapping[Any, Any], expire_at_ms: int | None) -> Conversation:
-    """A Conversation from its metadata hash and absolute expiry (PEXPIRETIME)."""
-    m = string_map(meta)
-    return Conversation(
-        id=m["id"],
-        user_id=m.get("user_id"),
-        agent_id=m.get("agent_id"),
-        title=m.get("title"),
-        metadata=json.loads(m["metadata"]) if "metadata" in m else {},
-        created_at=ms_to_datetime(int(m["created_at"])),
-        updated_at=ms_to_datetime(int(m.get("updated_at", m["created_at"]))),
-        message_count=int(m.get("message_count", 0)),
-        version=int(m.get("version", 1)),
-        expires_at=ms_to_datetime(expire_at_ms) if expire_at_ms and expire_at_ms > 0 else None,
-    )
+    """A Conversation from its metadata hash and absolute expiry (PEXPIRETIME);
+    UnreadableRecord when the hash is not one this store wrote (another program's)."""
+    try:
+        m = string_map(meta)
+        return Conversation(
+            id=m["id"],
+            user_id=m.get("user_id"),
+            agent_id=m.get("agent_id"),
+            title=m.get("title"),
+            metadata=json.loads(m["metadata"]) if "metadata" in m else {},
+            created_at=ms_to_datetime(int(m["created_at"])),
+            updated_at=ms_to_datetime(int(m.get("updated_at", m["created_at"]))),
+            message_count=int(m.get("message_count", 0)),
+            version=int(m.get("version", 1)),
+            expires_at=ms_to_datetime(expire_at_ms) if expire_at_ms and expire_at_ms > 0 else None,
+        )
+    except (KeyError, ValueError, TypeError, OverflowError, OSError, RecursionError) as exc:
+        name = text(meta.get(b"id", meta.get("id", "?")), "replace")
+        raise UnreadableRecord(
+            f"the metadata of conversation {name!r} cannot be read (not written by "
+            f"agent-memory?): {type(exc).__name__}",
+            field="metadata",
+        ) from None
 
 
-def meta_fields(**values: Any) -> dict[str, str]:
+def meta_fields(config: StoreConfig, **values: Any) -> dict[str, str]:
     """Validated metadata-hash fields (None values are left out)."""
     out: dict[str, str] = {}
     for name in ("user_id", "agent_id"):
@@ -61,14 +72,9 @@ def meta_fields(**values: Any) -> dict[str, str]:
         out["title"] = rules.check_title(values["title"])
     metadata = values.get("metadata")
     if metadata is not None:
-        if not isinstance(metadata, Mapping):
-            raise InvalidInput("metadata must be a JSON object", field="metadata")
-        try:
-            out["metadata"] = json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(
-                f"metadata cannot be stored as JSON: {exc}", field="metadata"
-            ) from None
+        out["metadata"] = encode_metadata(
+            metadata, max_bytes=config.max_metadata_bytes, max_depth=config.max_json_depth
+        )
     return out
 
 
@@ -94,17 +100,18 @@ class ConversationPlans(PlanContext):
         id is taken."""
         cid = uuid.uuid4().hex if conversation_id is None else conversation_id
         keys = self._script_keys(cid)
-        fields = meta_fields(user_id=user_id, agent_id=agent_id, title=title, metadata=metadata)
-        index_user = self.config.keys.index_user(user_id) if user_id is not None else ""
-        index_agent = self.config.keys.index_agent(agent_id) if agent_id is not None else ""
-        argv = [self.config.ttl_ms, cid, index_user, index_agent]
+        fields = meta_fields(
+            self.config, user_id=user_id, agent_id=agent_id, title=title, metadata=metadata
+        )
+        named = self._index_names(user_id, agent_id)
+        argv = [self.config.ttl_ms, cid, *named]
         for name, value in fields.items():
             argv += (name, value)
         (now,) = yield [Call.run(scripts.CREATE, keys, argv)]
         if not now:
             raise ConversationExists(cid)
         if self.config.cluster:
-            yield from self._touch_indexes(cid, (now, index_user, index_agent))
+            yield from self._touch_indexes(cid, (now, *named))
         return Conversation(
             id=cid,
             user_id=user_id,
@@ -136,7 +143,7 @@ class ConversationPlans(PlanContext):
         conversation is still at that version (else VersionConflict)."""
         keys = self._script_keys(conversation_id)
         given = {k: v for k, v in (("title", title), ("metadata", metadata)) if v is not UNSET}
-        to_set = meta_fields(**given)
+        to_set = meta_fields(self.config, **given)
         to_delete = [name for name, value in given.items() if value is None]
         check = _check_version(expected_version)
         argv: list[Any] = [self.config.ttl_ms, conversation_id, check, len(to_set)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,11 +16,13 @@ from agent_memory.codec import (
     decode_payload,
     encode_record,
     message_from_payload,
+    readable_record,
     record_from_input,
 )
 from agent_memory.errors import (
     ConversationNotFound,
     InvalidInput,
+    MessageTooLarge,
     ServerUnsupported,
     StoreUnavailable,
 )
@@ -28,11 +31,54 @@ from agent_memory.plans.context import PlanContext
 from agent_memory.replies import entry_payload, text
 
 InputMessage = BaseMessage | Mapping[str, Any]
+log = logging.getLogger("agent_memory")
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+"""What building a message from another writer's entry can raise (pydantic's ValidationError,
+JSON and UTF-8 decoding errors and InvalidInput are ValueErrors)."""
 
 
 def idempotency_token(key: str) -> str:
-    """A fixed-size token for a client's idempotency key (any string)."""
-    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    """A fixed-size token for a client's idempotency key (any string without lone
+    surrogates)."""
+    raw = rules.check_text(key, "idempotency_key").encode()
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def _skipped(conversation_id: str, cursor: Any) -> None:
+    log.warning(
+        "skipped stream entry %s of conversation %r: not a message this store can read "
+        "(written by another program?)",
+        text(cursor, "replace"),
+        conversation_id,
+    )
+
+
+def stored_messages(conversation_id: str, found: Sequence[Any]) -> list[StoredMessage]:
+    """The stored messages of XRANGE entries; an entry that is not a readable message is
+    skipped with a logged warning, so one foreign entry cannot make the whole read fail."""
+    out: list[StoredMessage] = []
+    for cursor, fields in found:
+        try:
+            rec = readable_record(entry_payload(fields))
+        except (InvalidInput, *_UNREADABLE):
+            rec = None
+        if rec is None:
+            _skipped(conversation_id, cursor)
+        else:
+            out.append(StoredMessage(text(cursor), rec))
+    return out
+
+
+def langchain_messages(conversation_id: str, found: Sequence[Any]) -> list[BaseMessage]:
+    """The LangChain messages of XRANGE entries, skipping (with a warning) any entry that
+    is not a readable message."""
+    out: list[BaseMessage] = []
+    for cursor, fields in found:
+        try:
+            out.append(message_from_payload(entry_payload(fields)))
+        except _UNREADABLE:
+            _skipped(conversation_id, cursor)
+    return out
 
 
 def _appended(reply: Sequence[Any], records: list[dict[str, Any]]) -> list[StoredMessage]:
@@ -64,6 +110,8 @@ class MessagePlans(PlanContext):
             )
         records: list[dict[str, Any]] = []
         argv: list[Any] = []
+        config = self.config
+        size = 0
         for i, message in enumerate(messages):
             rec = record_from_input(message, i)
             mid = rec.get("id")
@@ -73,8 +121,19 @@ class MessagePlans(PlanContext):
                     f"{rules.MAX_MESSAGE_ID_LENGTH} characters",
                     field=f"messages[{i}].id",
                 )
-            argv += (mid or "", encode_record(rec, self.config.max_message_bytes, i))
+            payload = encode_record(
+                rec, config.max_message_bytes, i, max_depth=config.max_json_depth
+            )
+            size += len(payload)
+            argv += (mid or "", payload)
             records.append(rec)
+        if size > config.max_append_bytes:
+            raise MessageTooLarge(
+                f"the {len(records)} messages of this call are {size} bytes encoded; one call "
+                f"takes at most {config.max_append_bytes} (AGENT_MEMORY_MAX_APPEND_BYTES): "
+                "send them in several calls",
+                field="messages",
+            )
         return records, argv
 
     def append(
@@ -107,10 +166,11 @@ class MessagePlans(PlanContext):
         if fsynced and int(fsynced[0][0]) < 1:
             raise StoreUnavailable(
                 f"the append was not confirmed fsynced to the AOF within "
-                f"{self.config.fsync_timeout_ms} ms; retrying with the same message ids is safe"
+                f"{self.config.fsync_timeout_ms} ms: outcome unknown (it may be stored); retrying "
+                "with the same message ids / idempotency key is safe"
             )
         if self.config.cluster:
-            reply, info = reply[:-3], reply[-3:]
+            reply, info = reply[:-4], reply[-4:]
             yield from self._touch_indexes(conversation_id, info)
         return reply
 
@@ -141,7 +201,7 @@ class MessagePlans(PlanContext):
     ) -> Plan[list[StoredMessage]]:
         """Messages in order: all; the last ``limit``; or a page before/after a cursor."""
         found = yield from self._read(conversation_id, limit, before, after, require_exists)
-        return [StoredMessage(text(c), decode_payload(entry_payload(f))) for c, f in found]
+        return stored_messages(conversation_id, found)
 
     def get_langchain_messages(
         self, conversation_id: str, *, limit: int | None = None
@@ -150,7 +210,7 @@ class MessagePlans(PlanContext):
         straight from the stored payloads (no StoredMessage, no cursor text): a chat
         history's read."""
         found = yield from self._read(conversation_id, limit, None, None, False)
-        return [message_from_payload(entry_payload(fields)) for _, fields in found]
+        return langchain_messages(conversation_id, found)
 
     def _read(
         self,

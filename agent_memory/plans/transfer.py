@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent_memory import scripts
+from agent_memory.errors import UnreadableRecord
 from agent_memory.keys import decode_id, glob_escape
 from agent_memory.plan import Batch, Call, Plan
 from agent_memory.plans.context import SCAN_COUNT, PlanContext
@@ -17,7 +18,7 @@ from agent_memory.replies import entries as stream_entries
 from agent_memory.replies import string_map, texts
 
 CHUNK = 500  # messages per XRANGE / per restore call
-INDEX_FIELDS = ("index_user", "index_agent")  # key names: recomputed for the target prefix
+INDEX_FIELDS = ("index_user", "index_agent", "index_pair")  # key names: made for the new prefix
 
 
 class TransferPlans(PlanContext):
@@ -34,7 +35,14 @@ class TransferPlans(PlanContext):
         meta, expiry = yield [Call(("HGETALL", meta_key)), Call(("PEXPIRETIME", meta_key))]
         if not meta:
             return None
-        fields = string_map(meta)
+        try:
+            fields = string_map(meta)
+        except UnicodeDecodeError:
+            raise UnreadableRecord(
+                f"the metadata of conversation {conversation_id!r} is not UTF-8 (not written by "
+                "agent-memory?)",
+                field="metadata",
+            ) from None
         for name in (*INDEX_FIELDS, "id"):
             fields.pop(name, None)
         return {
@@ -65,10 +73,8 @@ class TransferPlans(PlanContext):
         """Restore one chunk of (cursor, message id or '', payload) entries of an absent
         conversation; with ``final``, also its metadata and index entries. Returns (status,
         added): status 1 restored, 0 exists (skipped), -1 expired (skipped)."""
-        keys = self.config.keys
-        user_index = keys.index_user(meta["user_id"]) if "user_id" in meta else ""
-        agent_index = keys.index_agent(meta["agent_id"]) if "agent_id" in meta else ""
-        argv: list[Any] = [expires_at_ms, conversation_id, int(final), user_index, agent_index]
+        named = self._index_names(meta.get("user_id"), meta.get("agent_id"))
+        argv: list[Any] = [expires_at_ms, conversation_id, int(final), *named]
         argv.append(len(meta))
         for name, value in meta.items():
             argv += (name, value)
@@ -77,9 +83,7 @@ class TransferPlans(PlanContext):
         script = Call.run(scripts.RESTORE, self._script_keys(conversation_id), argv)
         ((status, added),) = yield [script]
         if final and status == 1 and self.config.cluster:
-            yield self._restored_index_calls(
-                conversation_id, meta, expires_at_ms, user_index, agent_index
-            )
+            yield self._restored_index_calls(conversation_id, meta, expires_at_ms, *named)
         return int(status), int(added)
 
     def _restored_index_calls(
@@ -88,7 +92,12 @@ class TransferPlans(PlanContext):
         """Cluster mode: the index entries of a restored conversation, at its last activity,
         each index living at least until the conversation expires."""
         score = int(meta.get("updated_at", meta.get("created_at", "0")))
-        batch: Batch = []
+        marker = self.config.keys.ttl_marker
+        batch: Batch = [  # the TTL marker covers this entry (see restore.lua)
+            Call(("ZADD", marker, "GT", expires_at_ms - score, "ttl")),
+            Call(("PEXPIREAT", marker, expires_at_ms, "NX")),
+            Call(("PEXPIREAT", marker, expires_at_ms, "GT")),
+        ]
         for key in (self.config.keys.index_all, *named):
             if key:
                 batch += [
