@@ -48,16 +48,19 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def low_port() -> int:
-    """A free loopback port <= 55535: a cluster node's bus port is its port + 10000."""
-    for _ in range(100):
-        port = random.randint(20000, 55535)
-        with socket.socket() as sock:
+    """A free loopback port for a cluster node whose bus port (port + 10000) is free too. Both
+    lie below the kernel's ephemeral range (32768 and up), where the other servers' free ports
+    (bind to port 0) come from, so no server the suite starts later takes the bus port."""
+    for _ in range(200):
+        port = random.randint(20000, 22700)
+        with socket.socket() as sock, socket.socket() as bus:
             try:
                 sock.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10000))
             except OSError:
                 continue
             return port
-    raise AssertionError("no free port <= 55535")
+    raise AssertionError("no free port pair (port, port + 10000) in 20000-32700")
 
 
 def node(path: Path, *extra: str, port: int | None = None) -> RedisProcess:
