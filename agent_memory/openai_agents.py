@@ -3,7 +3,7 @@
 Pass it to ``Runner.run(agent, input, session=RedisSession("user-123"))``. One session id is
 one conversation, in the same data model as every other way in (stream + hash, DB 2, prefix,
 sliding TTL, size limits), so REST and the LangChain history read it too; how items map to
-messages is in :mod:`agent_memory._session_plans`. The session's methods run those plans on
+messages is in :mod:`agent_memory.plans.sessions`. The session's methods run those plans on
 an :class:`~agent_memory.AsyncConversationStore`; constructing one does no I/O.
 
 ``add_items`` is one atomic round trip, safe to retry. Responses items need not carry ids (and
@@ -39,12 +39,12 @@ except ImportError as exc:  # pragma: no cover - the extra is part of dev
         "pip install 'agent-memory[openai-agents]'"
     ) from exc
 
-from agent_memory import _session_plans as plans
 from agent_memory import connection
 from agent_memory.aio import AsyncConversationStore
 from agent_memory.errors import StoreUnavailable
 from agent_memory.keys import validate_id
 from agent_memory.plan import Plan, T
+from agent_memory.plans import sessions as plans
 from agent_memory.settings import Settings
 
 __all__ = ["RedisSession"]

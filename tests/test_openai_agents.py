@@ -53,9 +53,9 @@ from agent_memory import (
     StoreUnavailable,
     scripts,
 )
-from agent_memory import _session_plans as plans
 from agent_memory.core import StoreConfig
 from agent_memory.openai_agents import RedisSession
+from agent_memory.plans import sessions as plans
 from agent_memory.transfer import export_jsonl, import_jsonl
 from tests.support.api import api_client
 from tests.support.drive import commands, drive
