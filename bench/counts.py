@@ -96,7 +96,7 @@ def _count_subject(control: redis.Redis, s: Subject, k: int) -> list[Count]:
     tag = f"count-{s.name}"
     singles = data.conversation(f"{tag}-1", k)
     batches = [data.conversation(f"{tag}-10-{i}", 10) for i in range(k)]
-    turns = [(f"{tag}-t", data.human(i), data.ai_tool_call(tag, i)) for i in range(k)]
+    turns = [(f"{tag}-t", data.human(tag, i), data.ai_tool_call(tag, i)) for i in range(k)]
     s.prepare(singles + [m for b in batches for m in b] + [m for t in turns for m in t[1:]])
     read_sid = f"{tag}-r"
     s.seed(read_sid, data.conversation(read_sid, 50))

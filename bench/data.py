@@ -1,56 +1,51 @@
-"""The messages the workloads write: realistic sizes, unique ids, built before timing."""
+"""The messages the workloads write: the realistic corpus (bench/corpus.jsonl, a copy of
+../shared/corpus/messages.jsonl: OpenAI/Anthropic-shaped AI messages with usage details and
+response metadata, tool calls, ToolMessages, content blocks), each given an id of its own as
+real agents send them; built before timing."""
 
 from __future__ import annotations
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+import functools
+import json
+from pathlib import Path
 
-_QUESTION = (
-    "Can you look up the delivery status of order {i} and tell me when it will arrive? "
-    "I need it before the weekend."
-)
-_ANSWER = (
-    "Order {i} left the warehouse this morning and is with the carrier now. The tracking page "
-    "shows an expected delivery on Friday between 9:00 and 13:00; you will get a text message "
-    "with a narrower window on the day itself."
-)
+from langchain_core.messages import BaseMessage, messages_from_dict
+
+CORPUS = Path(__file__).with_name("corpus.jsonl")
 
 
-def human(i: int) -> HumanMessage:
-    """A user's message, as chat frameworks build it: content only, no id."""
-    return HumanMessage(_QUESTION.format(i=i))
+@functools.cache
+def _corpus() -> tuple[BaseMessage, ...]:
+    with CORPUS.open(encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return tuple(m for m in messages_from_dict(records) if m.type != "system")
 
 
-def ai(tag: str, i: int) -> AIMessage:
-    """A model's plain answer, with the id, usage and response metadata a provider returns."""
-    return AIMessage(
-        _ANSWER.format(i=i),
-        id=f"run-{tag}-{i:06d}",
-        response_metadata={"model_name": "gpt-4o-mini-2024-07-18", "finish_reason": "stop"},
-        usage_metadata={"input_tokens": 412, "output_tokens": 58, "total_tokens": 470},
-    )
+@functools.cache
+def _of(kind: str) -> tuple[BaseMessage, ...]:
+    if kind == "ai_tool_call":
+        return tuple(m for m in _corpus() if getattr(m, "tool_calls", None))
+    return tuple(m for m in _corpus() if m.type == kind)
 
 
-def ai_tool_call(tag: str, i: int) -> AIMessage:
-    """A model's tool call, with usage and response metadata (an agent's typical turn)."""
-    return AIMessage(
-        "",
-        id=f"run-{tag}-{i:06d}",
-        tool_calls=[
-            {
-                "id": f"call_{tag}_{i:06d}",
-                "name": "order_status",
-                "args": {"order_id": f"A-{i:06d}", "include_history": False},
-            }
-        ],
-        response_metadata={
-            "model_name": "gpt-4o-mini-2024-07-18",
-            "finish_reason": "tool_calls",
-            "system_fingerprint": "fp_0ba0d124f1",
-        },
-        usage_metadata={"input_tokens": 388, "output_tokens": 21, "total_tokens": 409},
-    )
+def _with_id(message: BaseMessage, message_id: str) -> BaseMessage:
+    return message.model_copy(update={"id": message_id}, deep=True)
+
+
+def human(tag: str, i: int) -> BaseMessage:
+    """A user's message from the corpus, with an id of its own."""
+    pool = _of("human")
+    return _with_id(pool[i % len(pool)], f"h-{tag}-{i:06d}")
+
+
+def ai_tool_call(tag: str, i: int) -> BaseMessage:
+    """A model's tool call from the corpus (usage, response metadata), with an id of its own."""
+    pool = _of("ai_tool_call")
+    return _with_id(pool[i % len(pool)], f"run-{tag}-{i:06d}")
 
 
 def conversation(tag: str, n: int) -> list[BaseMessage]:
-    """n messages alternating user / assistant, the assistant's with unique ids."""
-    return [human(i) if i % 2 == 0 else ai(tag, i) for i in range(n)]
+    """n messages of the corpus in its order (user, assistant, tool, ...), cycled, each with a
+    unique id."""
+    pool = _corpus()
+    return [_with_id(pool[i % len(pool)], f"m-{tag}-{i:06d}") for i in range(n)]

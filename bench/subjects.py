@@ -24,15 +24,11 @@ import redis.asyncio
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
 
-from agent_memory import AsyncConversationStore, RedisChatMessageHistory, Settings
+from agent_memory import AsyncConversationStore, RedisChatMessageHistory
 from agent_memory.codec import encode_record, record_from_langchain
 
 Turn = tuple[str, BaseMessage, BaseMessage]
 TTL = 2_592_000
-
-
-def _settings(url: str) -> Settings:
-    return Settings.model_validate({"redis_url": url, "ttl_seconds": TTL})
 
 
 def peer_class() -> type[BaseChatMessageHistory]:
@@ -173,9 +169,7 @@ class OursAsync(Subject):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.loop = asyncio.new_event_loop()
-        self.store = AsyncConversationStore(
-            redis.asyncio.Redis.from_url(url), settings=_settings(url)
-        )
+        self.store = AsyncConversationStore.from_url(url)  # as its users build it
 
     def _go(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)

@@ -77,7 +77,7 @@ def _w4(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
 
 def _w5(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
     turns: list[Turn] = [
-        (f"w5-{tag}-{i % z.w5_conversations}", data.human(i), data.ai_tool_call(tag, i))
+        (f"w5-{tag}-{i % z.w5_conversations}", data.human(tag, i), data.ai_tool_call(tag, i))
         for i in range(z.w5_turns)
     ]
     s.prepare([m for _, q, a in turns for m in (q, a)])
