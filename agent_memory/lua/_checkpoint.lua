@@ -50,15 +50,7 @@ local function touch_thread(conv_id, now, ttl)
     redis.call('PEXPIREAT', KEYS[i], expire_arg)
   end
   if KEYS[9] then
-    local now_arg = decimal(now)
-    local cutoff = prune_cutoff(KEYS[11], now, ttl, expire_at, expire_arg)
-    touch_index(KEYS[9], conv_id, now_arg, expire_at, expire_arg, cutoff)
-    local extra = index_names()
-    for i = 1, 3 do
-      if extra[i] then
-        touch_index(extra[i], conv_id, now_arg, expire_at, expire_arg, cutoff)
-      end
-    end
+    touch_indexes(KEYS[9], KEYS[11], conv_id, now, ttl)
   end
   return expire_at
 end

@@ -45,25 +45,32 @@ local function index_names(named)
   return named or redis.call('HMGET', KEYS[2], 'index_user', 'index_agent', 'index_pair')
 end
 
--- Sliding expiry of all the conversation's keys, and its activity in every index it is in.
--- One absolute expiry (now + ttl) for all of them: relative PEXPIREs would each read the
--- clock, which may tick between two of them.
-local function touch_conversation(conv_id, now, ttl, named)
+-- The conversation's activity in the global index ``index`` and in every index it is named in,
+-- each pruned of what has certainly expired (the cutoff comes from the TTL marker ``marker``).
+-- Single server only: on a cluster the indexes live in other slots.
+local function touch_indexes(index, marker, conv_id, now, ttl, named)
   local now_arg, expire_at = decimal(now), now + ttl
   local expire_arg = decimal(expire_at)
-  for i = 1, 4 do
-    redis.call('PEXPIREAT', KEYS[i], expire_arg)
-  end
-  if not KEYS[5] then
-    return
-  end
-  local cutoff = prune_cutoff(KEYS[6], now, ttl, expire_at, expire_arg)
-  touch_index(KEYS[5], conv_id, now_arg, expire_at, expire_arg, cutoff)
+  local cutoff = prune_cutoff(marker, now, ttl, expire_at, expire_arg)
+  touch_index(index, conv_id, now_arg, expire_at, expire_arg, cutoff)
   local extra = index_names(named)
   for i = 1, 3 do
     if extra[i] then
       touch_index(extra[i], conv_id, now_arg, expire_at, expire_arg, cutoff)
     end
+  end
+end
+
+-- Sliding expiry of all the conversation's keys, and its activity in every index it is in.
+-- One absolute expiry (now + ttl) for all of them: relative PEXPIREs would each read the
+-- clock, which may tick between two of them.
+local function touch_conversation(conv_id, now, ttl, named)
+  local expire_arg = decimal(now + ttl)
+  for i = 1, 4 do
+    redis.call('PEXPIREAT', KEYS[i], expire_arg)
+  end
+  if KEYS[5] then
+    touch_indexes(KEYS[5], KEYS[6], conv_id, now, ttl, named)
   end
 end
 
