@@ -38,7 +38,7 @@ from agent_memory.errors import (
 )
 from agent_memory.keys import MAX_ID_LENGTH, tenant_prefix, validate_id
 from agent_memory.models import Conversation, Message
-from agent_memory.rules import CURSOR_PATTERN, MAX_TITLE_LENGTH
+from agent_memory.rules import CURSOR_PATTERN, ID_PATTERN, MAX_TITLE_LENGTH
 from agent_memory.settings import Settings
 
 __all__ = ["STORE_SCOPE_KEY", "HttpEndpoint", "bind_store", "create_server", "serve_stdio"]
@@ -47,7 +47,6 @@ STORE_SCOPE_KEY = "agent_memory.store"
 """The ASGI scope key under which a host app puts the authenticated caller's store."""
 
 # The library's rules as JSON-schema patterns (the store checks them again).
-ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters
 CURSOR = f"^{CURSOR_PATTERN}$"
 DEFAULT_CONVERSATIONS = 20
 DEFAULT_MESSAGES = 100

@@ -25,6 +25,10 @@ _CURSOR = re.compile(CURSOR_PATTERN)
 FIRST_CURSOR = "0-0"
 LAST_CURSOR = f"{MAX_U64}-{MAX_U64}"
 
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+"""The JSON Schema form of the id rule of :func:`agent_memory.keys.validate_id` (no control
+characters), for the REST and MCP schemas."""
+
 MAX_MESSAGE_ID_LENGTH = 256
 MAX_TITLE_LENGTH = 1024
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576

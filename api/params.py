@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import Header, Path, Query
 
+from agent_memory.keys import MAX_ID_LENGTH
+from agent_memory.rules import ID_PATTERN
 from agent_memory.settings import Settings
 from api.errors import ApiError
-from api.schemas import CURSOR_PATTERN, ID_PATTERN, MAX_ID_LENGTH
+from api.schemas import CURSOR_PATTERN
 
 IdQuery = Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
 ConversationId = Annotated[

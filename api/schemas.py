@@ -12,11 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_memory import rules
+from agent_memory.keys import MAX_ID_LENGTH
 from agent_memory.models import Conversation, Message, MessageFields
+from agent_memory.rules import ID_PATTERN
 
-MAX_ID_LENGTH = 256
-ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # no control characters (the library's rule)
-CURSOR_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+CURSOR_PATTERN = f"^{rules.CURSOR_PATTERN}$"
 
 
 class ErrorDetail(BaseModel):

@@ -11,9 +11,9 @@ import redis.asyncio
 
 from agent_memory import AsyncConversationStore, errors
 from agent_memory.embedded import free_port
+from agent_memory.rules import ID_PATTERN
 from api.app import create_app
 from api.errors import STATUSES, error_responses
-from api.schemas import ID_PATTERN
 from tests.support.api import api_client, running
 from tests.support.backends import Backend
 from tests.support.settings import make_settings
