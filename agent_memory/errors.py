@@ -24,9 +24,18 @@ A Redis outage is never reported as "not found" or as an empty result.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class AgentMemoryError(Exception):
-    """Root of every error raised by agent-memory."""
+    """Root of every error raised by agent-memory.
+
+    ``code`` is the stable error code every interface reports (REST ``error.code``, MCP tool
+    errors); ``field`` names the input at fault, when one is.
+    """
+
+    code: ClassVar[str] = "store_error"
+    field: str | None = None
 
 
 class StoreUnavailable(AgentMemoryError):
@@ -34,6 +43,8 @@ class StoreUnavailable(AgentMemoryError):
     the operation had no effect that the caller can rely on. On a write the outcome is
     unknown (it may have been applied): retrying with the same message ids / idempotency key
     is safe."""
+
+    code = "store_unavailable"
 
 
 class UnreadableRecord(AgentMemoryError):
@@ -48,6 +59,8 @@ class UnreadableRecord(AgentMemoryError):
 class ServerUnsupported(AgentMemoryError):
     """The Redis server does not support a feature that was asked for."""
 
+    code = "server_unsupported"
+
 
 class EmbeddedServerError(AgentMemoryError):
     """The embedded Redis-compatible server could not be found, started or stopped."""
@@ -55,6 +68,9 @@ class EmbeddedServerError(AgentMemoryError):
 
 class ConversationNotFound(AgentMemoryError, KeyError):
     """No conversation with this id exists (or it has expired)."""
+
+    code = "not_found"
+    field = "conversation_id"
 
     def __init__(self, conversation_id: str) -> None:
         super().__init__(conversation_id)
@@ -67,6 +83,9 @@ class ConversationNotFound(AgentMemoryError, KeyError):
 class ConversationExists(AgentMemoryError):
     """A conversation with this id already exists."""
 
+    code = "conflict"
+    field = "conversation_id"
+
     def __init__(self, conversation_id: str) -> None:
         super().__init__(f"conversation {conversation_id!r} already exists")
         self.conversation_id = conversation_id
@@ -74,6 +93,9 @@ class ConversationExists(AgentMemoryError):
 
 class VersionConflict(AgentMemoryError):
     """The conversation's version is not the one the caller expected."""
+
+    code = "version_conflict"
+    field = "version"
 
     def __init__(self, conversation_id: str, expected: int, actual: int) -> None:
         super().__init__(f"conversation {conversation_id!r} is at version {actual}, not {expected}")
@@ -84,6 +106,8 @@ class VersionConflict(AgentMemoryError):
 
 class InvalidInput(AgentMemoryError, ValueError):
     """Bad input: nothing was stored. ``field`` names what was wrong, when known."""
+
+    code = "invalid_input"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -100,6 +124,8 @@ class InvalidMessage(InvalidInput):
 
 class TooLarge(InvalidInput):
     """An input exceeds a configured size limit (the message names the setting)."""
+
+    code = "too_large"
 
 
 class MessageTooLarge(InvalidMessage, TooLarge):

@@ -29,12 +29,8 @@ from agent_memory.aio import AsyncConversationStore
 from agent_memory.codec import StoredMessage
 from agent_memory.errors import (
     AgentMemoryError,
-    ConversationExists,
     ConversationNotFound,
-    InvalidInput,
-    ServerUnsupported,
     StoreUnavailable,
-    VersionConflict,
 )
 from agent_memory.keys import MAX_ID_LENGTH, tenant_prefix, validate_id
 from agent_memory.models import Conversation, Message
@@ -94,15 +90,6 @@ class Deleted(BaseModel):
 
 
 # -- errors ------------------------------------------------------------------------------
-# Most specific first: the first matching class wins (the codes of the REST API's errors).
-_CODES: tuple[tuple[type[AgentMemoryError], str, str | None], ...] = (
-    (ConversationNotFound, "not_found", "conversation_id"),
-    (ConversationExists, "conflict", "conversation_id"),
-    (VersionConflict, "version_conflict", "version"),
-    (InvalidInput, "invalid_input", None),
-    (StoreUnavailable, "store_unavailable", None),
-    (ServerUnsupported, "server_unsupported", None),
-)
 # The library's names for a few fields, as the tools call them.
 _FIELDS = {"conversation id": "conversation_id", "expected_version": "version"}
 _RETRY = (
@@ -113,10 +100,7 @@ _RETRY = (
 
 def tool_error(exc: AgentMemoryError) -> ToolError:
     """``<code> [field <name>]: <message>``, the text of the tool error the caller sees."""
-    code, default_field = next(
-        ((code, name) for cls, code, name in _CODES if isinstance(exc, cls)), ("store_error", None)
-    )
-    field = getattr(exc, "field", None) or default_field
+    code, field = exc.code, exc.field
     field = _FIELDS.get(field, field) if field else None
     text = f"{code} (field {field}): {exc}" if field else f"{code}: {exc}"
     if isinstance(exc, StoreUnavailable):

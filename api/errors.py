@@ -77,8 +77,6 @@ _STORE_STATUS: dict[type[AgentMemoryError], int] = {
     ServerUnsupported: 501,
     UnreadableRecord: 502,  # another program wrote the key: named, never a bare 500
 }
-# A store error class whose code is not its status's (none yet).
-_STORE_CODE: dict[type[AgentMemoryError], str] = {}
 
 Handler = Callable[[Request, Exception], JSONResponse]
 
@@ -121,13 +119,13 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
-def _store_error(status: int, code: str) -> Handler:
-    """The handler of one store error class."""
+def _store_error(status: int) -> Handler:
+    """The handler of one store error class: its status, the error's own code and field."""
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
 
     def handle(request: Request, exc: Exception) -> JSONResponse:
-        field = getattr(exc, "field", None)
-        return error_response(status, code, str(exc), field, headers)
+        assert isinstance(exc, AgentMemoryError)
+        return error_response(status, exc.code, str(exc), exc.field, headers)
 
     return handle
 
@@ -204,8 +202,7 @@ def install(app: FastAPI) -> None:
         ServerUnsupported: _unsupported,
     }
     for cls, status in _STORE_STATUS.items():
-        code = _STORE_CODE.get(cls, code_of(status))
-        app.add_exception_handler(cls, own.get(cls) or _store_error(status, code))
+        app.add_exception_handler(cls, own.get(cls) or _store_error(status))
     app.add_exception_handler(AgentMemoryError, _other_store_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -164,3 +164,14 @@ async def test_the_schema_states_what_the_server_enforces(backend: Backend) -> N
         ).status_code == 422
         version = schemas["ConversationUpdate"]["properties"]["version"]["anyOf"][0]
         assert version["type"] == "integer"
+
+
+def test_each_error_class_code_is_its_rest_status_code() -> None:
+    """One code per class, in errors.py: REST reports it, and it is the code of the status the
+    class maps to (so a client sees one vocabulary across REST and MCP)."""
+    from api.errors import _STORE_STATUS
+
+    for cls, status in _STORE_STATUS.items():
+        assert cls.code == STATUSES[status][0], cls
+    assert errors.MessageTooLarge.code == "too_large"
+    assert errors.InvalidCursor.code == "invalid_input"

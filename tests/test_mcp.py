@@ -275,7 +275,8 @@ async def test_bad_arguments_are_tool_errors_naming_the_field(
     async with serve() as app, over_http(app, "key-a") as s:
         await ok(s, "create_conversation", conversation_id="c")
         text = await error(s, tool, **arguments)
-        assert text.startswith(f"invalid_input (field {field}):"), text
+        code = "too_large" if field == "messages[1]" else "invalid_input"  # REST's 413 code
+        assert text.startswith(f"{code} (field {field}):"), text
         messages = (await ok(s, "get_messages", conversation_id="c"))["messages"]
         assert messages == []  # nothing of a refused append was stored
 
