@@ -33,6 +33,9 @@ MAX_MESSAGE_ID_LENGTH = 256
 MAX_TITLE_LENGTH = 1024
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 DEFAULT_MAX_MESSAGES_PER_REQUEST = 1000
+"""Messages of one append call. With the bytes cap below, the worst case measured (redis-server
+7.0.15, EVALSHA usec_per_call, idle server) is ~3.3 ms of Redis time: 1000 x 900-byte messages
+3.3 ms, 1000 x 1 byte 2.7 ms, 500 x 1.9 KiB 3.4 ms; 100 short messages 0.2 ms."""
 DEFAULT_MAX_APPEND_BYTES = 1_048_576
 """Encoded bytes of one append call: 1 MiB kept one append script at ~2-3 ms of Redis time on
 redis-server 7.0 (measured: 1 x 1 MiB 1.8 ms, 16 x 64 KiB 2.2 ms, 100 x 10 KiB 2.9 ms; 2 MiB
