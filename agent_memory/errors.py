@@ -15,7 +15,8 @@ Every error the library raises on purpose is an ``AgentMemoryError``::
         ├── InvalidMessage
         │   └── MessageTooLarge     (also a TooLarge)
         ├── TooLarge                beyond a configured size limit (call bytes, metadata)
-        └── InvalidCursor
+        ├── InvalidCursor
+        └── IdempotencyKeyReused    an idempotency key given again with other messages
 
 ``InvalidInput`` derives from ``ValueError`` so that code written for plain Python conventions
 keeps working; ``ConversationNotFound`` derives from ``KeyError`` for the same reason.
@@ -134,3 +135,15 @@ class MessageTooLarge(InvalidMessage, TooLarge):
 
 class InvalidCursor(InvalidInput):
     """A paging cursor is not one the store produced."""
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An append's idempotency key was used (within the remembered time, on the same
+    conversation) by a call with other messages: nothing was stored. A retry must send the same
+    messages; new messages need a new key (the IETF Idempotency-Key draft's 422)."""
+
+    code = "idempotency_key_reused"
+    field = "idempotency_key"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="idempotency_key")

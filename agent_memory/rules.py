@@ -40,6 +40,9 @@ DEFAULT_MAX_APPEND_BYTES = 1_048_576
 """Encoded bytes of one append call: 1 MiB kept one append script at ~2-3 ms of Redis time on
 redis-server 7.0 (measured: 1 x 1 MiB 1.8 ms, 16 x 64 KiB 2.2 ms, 100 x 10 KiB 2.9 ms; 2 MiB
 11.7 ms, 4 MiB 22 ms, 16 MiB 130 ms). See env.example."""
+DEFAULT_IDEMPOTENCY_TTL_SECONDS = 86_400
+"""How long an append's idempotency key is remembered (the IETF Idempotency-Key draft suggests
+24 hours): a time, not a count of later calls."""
 DEFAULT_MAX_METADATA_BYTES = 65_536
 DEFAULT_MAX_JSON_DEPTH = 64
 """Nesting of objects and arrays in one stored message or metadata object (the object itself

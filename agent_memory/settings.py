@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         le=rules.MAX_JSON_DEPTH,
         validation_alias=_env("AGENT_MEMORY_MAX_JSON_DEPTH", "max_json_depth"),
     )
+    idempotency_ttl_seconds: int = Field(
+        rules.DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+        gt=0,
+        validation_alias=_env("AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
+    )
+    """How long an append's idempotency key is remembered (a retry within it replays; the same
+    key with other messages is refused); never longer than the conversation lives."""
     max_page_size: int = Field(
         1000, gt=0, validation_alias=_env("AGENT_MEMORY_MAX_PAGE_SIZE", "max_page_size")
     )

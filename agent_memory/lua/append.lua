@@ -1,11 +1,13 @@
 -- Append messages atomically and idempotently.
--- ARGV: ttl_ms, conversation id, token ('' = none), then (message id or '', payload) pairs.
+-- ARGV: ttl_ms, conversation id, call token ('' = none: see KEYS[4] below), then (message id or
+-- '', payload) pairs.
 -- Returns a flat list: cursor, payload-or-'' per message ('' = added by this call; a payload
--- = already stored, returned as stored). A token seen before replays that call's answer.
--- Cluster mode (no KEYS[5]) adds index_info at the end of the list, replays included.
+-- = already stored, returned as stored). A token seen before (with the same fingerprint)
+-- replays that call's answer; the same token with another fingerprint returns {'reused'} and
+-- stores nothing. Cluster mode (no KEYS[5]) adds index_info at the end of the list, replays
+-- included.
 local ttl = tonumber(ARGV[1])
 local conv_id = ARGV[2]
-local token = ARGV[3]
 
 local function stored(cursor)
   local entry = redis.call('XRANGE', KEYS[1], cursor, cursor)[1]
@@ -15,21 +17,36 @@ local function stored(cursor)
   return entry[2][2]
 end
 
--- KEYS[4] holds (token, 'cursor,cursor,...') pairs, newest first: the token is found by LPOS
--- in C (a token is hex, a cursor list never is), not by scanning the list in Lua.
-if token ~= '' then
-  local at = redis.call('LPOS', KEYS[4], token)
-  if at then
+-- KEYS[4] (hash) remembers each call's token for `keep` ms (not for a count of calls): field
+-- <token> = '<expire_ms> <fingerprint> <cursor,cursor,...>'; fields '#<n>' = '<expire_ms>
+-- <token>' queue the tokens in the order written (n from field '<' up to field '>' - 1), so a
+-- write prunes the oldest expired ones in O(1). The key itself expires with the conversation.
+-- ARGV[3]: '<token> <fingerprint of the messages, or -> <keep_ms>' (a token is hex).
+local token, fingerprint, keep = string.match(ARGV[3], '^(%x+) (%S+) (%d+)$')
+local now = now_ms()
+if token then
+  local seen = redis.pcall('HGET', KEYS[4], token)
+  if type(seen) == 'table' then -- the key of an older version (a list of recent tokens)
+    redis.call('DEL', KEYS[4])
+    seen = false
+  end
+  local expire, known_fp, known_cursors
+  if seen then
+    expire, known_fp, known_cursors = string.match(seen, '^(%d+) (%S+) (.*)$')
+  end
+  if expire and tonumber(expire) > now then
+    if known_fp ~= fingerprint then
+      return {'reused'}
+    end
     local out = {}
-    for cursor in string.gmatch(redis.call('LINDEX', KEYS[4], at + 1) or '', '[^,]+') do
+    for cursor in string.gmatch(known_cursors, '[^,]+') do
       out[#out + 1] = cursor
       out[#out + 1] = stored(cursor)
     end
-    return with_index_info(out, now_ms())
+    return with_index_info(out, now)
   end
 end
 
-local now = now_ms()
 -- One read of the metadata hash: does it exist, its count, the indexes it is in.
 local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
   'index_pair')
@@ -89,9 +106,30 @@ else
   redis.call('HSET', KEYS[2], 'id', conv_id, 'created_at', now_arg, 'updated_at', now_arg,
     'message_count', decimal(added), 'version', '1')
 end
-if token ~= '' then
-  redis.call('LPUSH', KEYS[4], table.concat(cursors, ','), token)
-  redis.call('LTRIM', KEYS[4], '0', '31') -- strings: see decimal()
+if token then
+  local expire = decimal(now + tonumber(keep))
+  local n = redis.call('HINCRBY', KEYS[4], '>', 1) - 1
+  local answer = expire .. ' ' .. fingerprint .. ' ' .. table.concat(cursors, ',')
+  redis.call('HSET', KEYS[4], token, answer, '#' .. decimal(n), expire .. ' ' .. token)
+  -- forget the oldest tokens that have expired, at most 2 a call (each call adds 1)
+  local head = tonumber(redis.call('HGET', KEYS[4], '<') or '0')
+  local next_head = head
+  while next_head < n and next_head < head + 2 do
+    local field = '#' .. decimal(next_head)
+    local at, old = string.match(redis.call('HGET', KEYS[4], field) or '', '^(%d+) (%x+)$')
+    if at and tonumber(at) > now then
+      break
+    end
+    redis.call('HDEL', KEYS[4], field)
+    -- the token itself, unless a later call took it again (after it expired)
+    if at and string.sub(redis.call('HGET', KEYS[4], old) or '', 1, #at + 1) == at .. ' ' then
+      redis.call('HDEL', KEYS[4], old)
+    end
+    next_head = next_head + 1
+  end
+  if next_head > head then
+    redis.call('HSET', KEYS[4], '<', decimal(next_head))
+  end
 end
 touch_conversation(conv_id, now, ttl, named)
 return with_index_info(out, now, named)

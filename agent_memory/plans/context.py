@@ -49,6 +49,8 @@ class StoreConfig:
     max_metadata_bytes: int = rules.DEFAULT_MAX_METADATA_BYTES
     max_json_depth: int = rules.DEFAULT_MAX_JSON_DEPTH
     touch_on_read: bool = False
+    idempotency_ttl_ms: int = rules.DEFAULT_IDEMPOTENCY_TTL_SECONDS * 1000
+    """How long an append's idempotency key (and each call's retry token) is remembered."""
     fsync_ack: bool = False
     """Each append waits for ``WAITAOF 1 0 fsync_timeout_ms`` in the same round trip."""
     fsync_timeout_ms: int = 1000
@@ -78,6 +80,7 @@ class StoreConfig:
             max_metadata_bytes=settings.max_metadata_bytes,
             max_json_depth=settings.max_json_depth,
             touch_on_read=settings.touch_on_read,
+            idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
             cluster=cluster or settings.redis_cluster,
             fsync_ack=settings.fsync_ack,
             # answered by the server before the client's socket timeout gives up

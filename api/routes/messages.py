@@ -37,7 +37,12 @@ def _out(messages: list[StoredMessage]) -> MessageList:
     description=(
         "Append messages atomically (all or none), creating the conversation if missing. A "
         "message whose `id` is already stored is not added again: the stored one is "
-        "returned. With an `Idempotency-Key`, a retry replays the first answer.\n\n"
+        "returned. With an `Idempotency-Key`, a retry with the same body replays the first "
+        "answer (same status and body); the same key with another body is 422 "
+        "`idempotency_key_reused` and stores nothing. Keys are remembered for "
+        "AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS (24 h by default), per conversation and tenant. "
+        "Concurrent retries cannot interleave (the check and the append are one atomic step), "
+        "so a key in flight is never answered 409: the second call waits and replays.\n\n"
         "**A 503 means outcome unknown**: the messages may have been stored (Redis may "
         "have applied the write after the API stopped waiting). Retrying with the same "
         "message ids or the same `Idempotency-Key` is always safe: nothing is stored twice."

@@ -44,9 +44,12 @@ def snapshot(
     client: redis.Redis, prefix: str = "agent_memory", *, tokens: bool = True
 ) -> dict[bytes, Any]:
     """Every key under the prefix: its type, exact content and absolute expiry (PEXPIRETIME).
-    ``tokens=False`` leaves out the append-token lists (transient retry state)."""
+    ``tokens=False`` leaves out the append-token hashes (``P:c:{E}:t``: transient retry
+    state, remembered for the idempotency TTL)."""
     out: dict[bytes, Any] = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        if not tokens and key.endswith(b"}:t"):
+            continue
         kind = client.type(key)
         if kind == b"stream":
             value: Any = client.xrange(key)
@@ -54,9 +57,7 @@ def snapshot(
             value = client.hgetall(key)
         elif kind == b"zset":
             value = client.zrange(key, 0, -1, withscores=True)
-        elif tokens:
-            value = client.lrange(key, 0, -1)
         else:
-            continue
+            value = client.lrange(key, 0, -1)
         out[key] = (kind, value, client.pexpiretime(key))
     return out
