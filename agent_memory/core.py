@@ -14,13 +14,14 @@ from __future__ import annotations
 from agent_memory.plans.admin import AdminPlans
 from agent_memory.plans.context import KEYS_CACHED, KeySlot, PlanContext, StoreConfig
 from agent_memory.plans.conversations import UNSET, ConversationPlans, Unset, parse_conversation
+from agent_memory.plans.idempotency import idempotency_token
 from agent_memory.plans.listing import (
     ConversationPage,
     ListingPlans,
     decode_list_cursor,
     encode_list_cursor,
 )
-from agent_memory.plans.messages import InputMessage, MessagePlans, idempotency_token
+from agent_memory.plans.messages import InputMessage, MessagePlans
 from agent_memory.plans.peers import PeerPlans
 from agent_memory.plans.transfer import TransferPlans
 from agent_memory.rules import MAX_TITLE_LENGTH

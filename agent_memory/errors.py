@@ -142,7 +142,6 @@ class IdempotencyKeyReused(InvalidInput):
     conversation) by a call with other messages: nothing was stored. A retry must send the same
     messages; new messages need a new key (the IETF Idempotency-Key draft's 422)."""
 
-    code = "idempotency_key_reused"
     field = "idempotency_key"
 
     def __init__(self, message: str) -> None:

@@ -3,7 +3,7 @@
 Each error status has one entry in :data:`STATUSES` (its stable code and the description the
 OpenAPI document gives it). Store errors map by class, one exception handler each (Starlette
 picks the handler of the nearest base class): not found 404, exists 409, stale version 412,
-too large 413, bad input 422 (an Idempotency-Key reused with another body too), Redis unreachable 503 with ``Retry-After``, unsupported server
+too large 413, bad input 422, Redis unreachable 503 with ``Retry-After``, unsupported server
 501, a record another program wrote 502 naming it, any other store error 502; request
 validation errors name the field; anything unexpected is a 500 with a generic message
 (logged, no traceback sent).
@@ -53,8 +53,8 @@ STATUSES: dict[int, tuple[str, str | None]] = {
     413: ("too_large", "The request body or a message is larger than the configured limit"),
     422: (
         "invalid_input",
-        "Invalid input; `error.field` names the field (an `Idempotency-Key` already used with "
-        "another body: code `idempotency_key_reused`)",
+        "Invalid input; `error.field` names the field (`idempotency_key`: an "
+        "`Idempotency-Key` already used with another body)",
     ),
     501: ("server_unsupported", None),
     502: ("store_error", None),
@@ -78,7 +78,6 @@ _STORE_STATUS: dict[type[AgentMemoryError], int] = {
     VersionConflict: 412,
     TooLarge: 413,  # MessageTooLarge too
     InvalidInput: 422,
-    IdempotencyKeyReused: 422,  # the IETF Idempotency-Key draft's answer to a reused key
     StoreUnavailable: 503,
     ServerUnsupported: 501,
     UnreadableRecord: 502,  # another program wrote the key: named, never a bare 500
@@ -153,7 +152,7 @@ def _key_reused(request: Request, exc: Exception) -> JSONResponse:
     """422 naming the header (the library's message names its ``idempotency_key`` argument)."""
     assert isinstance(exc, IdempotencyKeyReused)
     message = str(exc).replace("this idempotency_key", "this Idempotency-Key header", 1)
-    return error_response(422, exc.code, message, "idempotency-key")
+    return error_response(422, exc.code, message, exc.field)
 
 
 def _other_store_error(request: Request, exc: Exception) -> JSONResponse:
@@ -213,10 +212,10 @@ def install(app: FastAPI) -> None:
     own: dict[type[AgentMemoryError], Handler] = {
         StoreUnavailable: _unavailable,
         ServerUnsupported: _unsupported,
-        IdempotencyKeyReused: _key_reused,
     }
     for cls, status in _STORE_STATUS.items():
         app.add_exception_handler(cls, own.get(cls) or _store_error(status))
+    app.add_exception_handler(IdempotencyKeyReused, _key_reused)  # an InvalidInput: 422
     app.add_exception_handler(AgentMemoryError, _other_store_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -26,6 +26,7 @@ RAISED: list[tuple[errors.AgentMemoryError, int, str]] = [
     (errors.InvalidMessage("bad", field="messages[0].role"), 422, "invalid_input"),
     (errors.InvalidConversationId("bad id", field="id"), 422, "invalid_input"),
     (errors.InvalidCursor("bad cursor", field="before"), 422, "invalid_input"),
+    (errors.IdempotencyKeyReused("key used with other messages"), 422, "invalid_input"),
     (errors.InvalidInput("bad"), 422, "invalid_input"),
     (errors.StoreUnavailable("down"), 503, "store_unavailable"),
     (errors.ServerUnsupported("no WAITAOF"), 501, "server_unsupported"),

@@ -144,8 +144,9 @@ def test_server_side_an_append_of_500_is_one_script_call(real: redis.Redis, wire
     assert counts.pop("evalsha") == 1
     assert "eval" not in counts
     assert counts["xadd"] == 500
-    # the ids -> cursors map in one HSET, the metadata hash in another, inside the same script
-    assert counts["hset"] == 2
+    # the ids -> cursors map in one HSET, the metadata hash in another, the call's token (with
+    # its queue entry) in a third, inside the same script
+    assert counts["hset"] == 3
     assert real.hlen(store.keys.conversation("c1").ids) == 500
 
 

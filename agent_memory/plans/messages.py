@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +19,6 @@ from agent_memory.codec import (
 )
 from agent_memory.errors import (
     ConversationNotFound,
-    IdempotencyKeyReused,
     InvalidInput,
     MessageTooLarge,
     ServerUnsupported,
@@ -29,6 +26,7 @@ from agent_memory.errors import (
 )
 from agent_memory.plan import Call, Plan
 from agent_memory.plans.context import PlanContext
+from agent_memory.plans.idempotency import call_token, reused
 from agent_memory.replies import entry_payload, text
 
 InputMessage = BaseMessage | Mapping[str, Any]
@@ -36,24 +34,6 @@ log = logging.getLogger("agent_memory")
 _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 """What building a message from another writer's entry can raise (pydantic's ValidationError,
 JSON and UTF-8 decoding errors and InvalidInput are ValueErrors)."""
-
-
-def idempotency_token(key: str) -> str:
-    """A fixed-size token for a client's idempotency key (any string without lone
-    surrogates)."""
-    raw = rules.check_text(key, "idempotency_key").encode()
-    return hashlib.blake2b(raw, digest_size=12).hexdigest()
-
-
-def request_fingerprint(pairs: Sequence[Any]) -> str:
-    """A digest of an append's (message id or '', payload) arguments: two calls with equal
-    messages (as encoded) have equal fingerprints, calls with different ones do not."""
-    digest = hashlib.blake2b(digest_size=16)
-    for value in pairs:
-        raw = value.encode() if isinstance(value, str) else value
-        digest.update(len(raw).to_bytes(8, "big"))
-        digest.update(raw)
-    return digest.hexdigest()
 
 
 def _skipped(conversation_id: str, cursor: Any) -> None:
@@ -163,36 +143,21 @@ class MessagePlans(PlanContext):
             return []
         # Every call carries a token, so a retry of this very call (by redis-py after a lost
         # reply, or by the caller with the same idempotency key) replays instead of re-adding.
-        # A caller's key is remembered with a fingerprint of the messages: the same key with
-        # other messages is refused (IdempotencyKeyReused), never replayed in their place.
-        if idempotency_key:
-            token = idempotency_token(idempotency_key)
-            fingerprint = request_fingerprint(argv)
-        else:
-            token, fingerprint = os.urandom(12).hex(), "-"
-        reply = yield from self._append_script(conversation_id, token, argv, fingerprint)
+        token = call_token(idempotency_key, argv, self.config.idempotency_ttl_ms)
+        reply = yield from self._append_script(conversation_id, token, argv)
         return _appended(reply, records)
 
-    def _append_script(
-        self, conversation_id: str, token: str, pairs: list[Any], fingerprint: str = "-"
-    ) -> Plan[Any]:
+    def _append_script(self, conversation_id: str, token: str, pairs: list[Any]) -> Plan[Any]:
         """Run the append script on (message id or '', payload) ``pairs`` (with WAITAOF when
         configured; then the cluster index updates); its reply: cursor, payload-or-'' each.
-        ``token`` (hex) names the call; it is remembered with ``fingerprint`` for
-        ``idempotency_ttl_ms`` (see append.lua)."""
-        call = f"{token} {fingerprint} {self.config.idempotency_ttl_ms}"
-        argv = [self.config.ttl_ms, conversation_id, call, *pairs]
+        ``token`` names the call (:func:`~agent_memory.plans.idempotency.call_token`)."""
+        argv = [self.config.ttl_ms, conversation_id, token, *pairs]
         batch = [Call.run(scripts.APPEND, self._script_keys(conversation_id), argv)]
         if self.config.fsync_ack:
             batch.append(self._waitaof())
         reply, *fsynced = yield batch
         if len(reply) == 1 and text(reply[0]) == "reused":
-            raise IdempotencyKeyReused(
-                f"this idempotency_key was used within the last "
-                f"{self.config.idempotency_ttl_ms // 1000} s on conversation "
-                f"{conversation_id!r} with other messages: nothing was stored (a retry must "
-                "send the same messages; new messages need a new key)"
-            )
+            raise reused(conversation_id, self.config.idempotency_ttl_ms)
         if fsynced and int(fsynced[0][0]) < 1:
             raise StoreUnavailable(
                 f"the append was not confirmed fsynced to the AOF within "

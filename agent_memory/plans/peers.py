@@ -8,7 +8,6 @@ The source plans use no key of this store; keys there are bytes, as the peer wro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from agent_memory import scripts
 from agent_memory.errors import InvalidInput
 from agent_memory.plan import Call, Plan
 from agent_memory.plans.context import SCAN_COUNT
+from agent_memory.plans.idempotency import call_token
 from agent_memory.plans.messages import MessagePlans
 from agent_memory.replies import text
 
@@ -103,6 +103,7 @@ class PeerPlans(MessagePlans):
             (found,) = yield [Call(("HMGET", self.conversation_keys(conversation_id).ids, *ids))]
             known = sum(1 for f in found if f is not None)
             return PeerChunk(len(ids) - known, known, refused)
-        reply = yield from self._append_script(conversation_id, os.urandom(12).hex(), pairs)
+        token = call_token(None, pairs, self.config.idempotency_ttl_ms)
+        reply = yield from self._append_script(conversation_id, token, pairs)
         added = sum(1 for i in range(1, len(reply), 2) if not reply[i])
         return PeerChunk(added, len(ids) - added, refused)
