@@ -5,7 +5,7 @@ Layout (``P`` is the prefix, ``E`` the encoded conversation id)::
     P:c:{E}:s    stream   the messages, one entry each (field ``m`` = JSON)
     P:c:{E}:h    hash     conversation metadata
     P:c:{E}:i    hash     message id -> stream cursor (idempotent appends)
-    P:c:{E}:t    list     recent append tokens -> cursors (retries of one call)
+    P:c:{E}:t    hash     append call tokens -> fingerprint and cursors, for the idempotency TTL
     P:c:{E}:k    zset     LangGraph checkpoints: ``ns NUL checkpoint_id`` (lex order)
     P:c:{E}:d    hash     LangGraph checkpoint records and channel values (see langgraph/)
     P:c:{E}:w    zset     LangGraph pending writes, in ``writes_sort_key`` order (lex)

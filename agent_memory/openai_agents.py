@@ -8,8 +8,10 @@ an :class:`~agent_memory.AsyncConversationStore`; constructing one does no I/O.
 
 ``add_items`` is one atomic round trip, safe to retry. Responses items need not carry ids (and
 the SDK gives many the same placeholder id), so a *call* is what is recognised: each call sends
-a token, and the conversation remembers the tokens of its last 16 calls with the entries they
-added; a call whose token it knows adds nothing again. The token is
+a token, and the conversation remembers each call's token for the idempotency TTL
+(AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS, 24 h) with the entries it added; a call whose token it
+knows adds nothing again (the same key with other items raises
+:class:`~agent_memory.IdempotencyKeyReused`). The token is
 
 * the ``idempotency_key`` given to ``add_items``, when one is: a retry with the same key, from
   this process or another, never duplicates;
@@ -49,7 +51,7 @@ from agent_memory.settings import Settings
 
 __all__ = ["RedisSession"]
 
-_UNSETTLED_KEPT = 16  # as many as the tokens a conversation remembers
+_UNSETTLED_KEPT = 16  # tokens of calls of unknown outcome this session object keeps
 
 
 class RedisSession(SessionABC):

@@ -23,6 +23,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from agent_memory import AsyncConversationStore
 from api.app import create_app
@@ -73,7 +74,7 @@ def count(mode: str, response: Any) -> None:
     CALLS[f"{mode} {response.status_code // 100}xx"] += 1
 
 
-def load(url: str | None, **values: Any) -> Any:
+def load(url: str | None, **values: Any) -> OpenApiSchema:
     """The schema of a running server at ``url``, else of an in-process app on fakeredis."""
     headers = ADMIN_KEY if values else {}  # the schema is behind a key when keys are set
     if url:

@@ -85,7 +85,10 @@ def test_a_message_cursor_is_accepted_or_invalid_input(
     for where in ("before", "after"):
         refused = None
         try:
-            conversation.get_messages("c", limit=2, **{where: cursor})
+            if where == "before":
+                conversation.get_messages("c", limit=2, before=cursor)
+            else:
+                conversation.get_messages("c", limit=2, after=cursor)
         except InvalidInput as exc:
             refused = exc.field
         assert refused in (None, where)

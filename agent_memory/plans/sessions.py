@@ -190,7 +190,7 @@ class SessionPlans(MessagePlans, ConversationPlans):
         self, session_id: str, items: Sequence[Mapping[str, Any]], token: str
     ) -> Plan[None]:
         """Append the items atomically in one round trip. ``token`` names the call: a call
-        with a token the conversation has seen (among its last 16) replays instead."""
+        with a token the conversation has seen (within the idempotency TTL) replays instead."""
         if isinstance(items, Mapping | str | bytes):
             raise InvalidInput("items must be a list of items", field="items")
         records = [item_record(item, i) for i, item in enumerate(items)]
