@@ -80,7 +80,7 @@ def test_a_key_is_forgotten_after_the_idempotency_ttl_and_pruned_by_later_writes
     store = ConversationStore(backend.client, settings=make_settings(idempotency_ttl_seconds=1))
     for i in range(5):
         store.append("c", msgs(f"m{i}"), idempotency_key=f"old-{i}")
-    assert token_fields(backend, store, "c") == 2 * 5 + 1  # token + queue entry each, '>'
+    assert token_fields(backend, store, "c") == 2 * 5 + 1  # token + queue entry each, '.'
     time.sleep(1.1)
     # past the TTL the key is a new key: the same messages are appended again, other messages
     # are accepted, nothing is replayed or refused
@@ -93,7 +93,7 @@ def test_a_key_is_forgotten_after_the_idempotency_ttl_and_pruned_by_later_writes
     # 7 calls remembered now (two keys taken again, five fresh), the five old ones forgotten
     tokens = cast(dict[bytes, bytes], backend.client.hgetall(store.keys.conversation("c").tokens))
     assert sorted(int(f[1:]) for f in tokens if f.startswith(b"#")) == list(range(5, 12))
-    assert len(tokens) == 2 * 7 + 2  # and the queue's two ends, '<' and '>'
+    assert len(tokens) == 2 * 7 + 1  # and the queue's state, '.'
 
 
 def test_the_remembered_keys_live_no_longer_than_the_conversation(backend: Backend) -> None:

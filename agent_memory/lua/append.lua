@@ -19,8 +19,9 @@ end
 
 -- KEYS[4] (hash) remembers each call's token for `keep` ms (not for a count of calls): field
 -- <token> = '<expire_ms> <fingerprint> <cursor,cursor,...>'; fields '#<n>' = '<expire_ms>
--- <token>' queue the tokens in the order written (n from field '<' up to field '>' - 1), so a
--- write prunes the oldest expired ones in O(1). The key itself expires with the conversation.
+-- <token>' queue the tokens in the order written (n from head to tail - 1, both in field '.'
+-- with the head entry's expiry), so a write prunes the oldest expired ones in O(1). The key
+-- itself expires with the conversation.
 -- ARGV[3]: '<token> <fingerprint of the messages, or -> <keep_ms>' (a token is hex).
 local token, fingerprint, keep = string.match(ARGV[3], '^(%x+) (%S+) (%d+)$')
 local now = now_ms()
@@ -107,29 +108,37 @@ else
     'message_count', decimal(added), 'version', '1')
 end
 if token then
-  local expire = decimal(now + tonumber(keep))
-  local n = redis.call('HINCRBY', KEYS[4], '>', 1) - 1
-  local answer = expire .. ' ' .. fingerprint .. ' ' .. table.concat(cursors, ',')
-  redis.call('HSET', KEYS[4], token, answer, '#' .. decimal(n), expire .. ' ' .. token)
+  -- field '.' = '<head> <tail> <expiry of the head entry>': the queue's state in one read
+  local head, tail, head_at = string.match(redis.call('HGET', KEYS[4], '.') or '0 0 0',
+    '^(%d+) (%d+) (%d+)$')
+  head, tail, head_at = tonumber(head), tonumber(tail), tonumber(head_at)
+  local expire = now + tonumber(keep)
+  local expire_arg = decimal(expire)
+  local n = tail
+  if head == n then -- the queue was empty: the new entry is its head
+    head_at = expire
+  end
   -- forget the oldest tokens that have expired, at most 2 a call (each call adds 1)
-  local head = tonumber(redis.call('HGET', KEYS[4], '<') or '0')
-  local next_head = head
-  while next_head < n and next_head < head + 2 do
-    local field = '#' .. decimal(next_head)
+  local pruned = 0
+  while pruned < 2 and head < n and head_at <= now do
+    local field = '#' .. decimal(head)
     local at, old = string.match(redis.call('HGET', KEYS[4], field) or '', '^(%d+) (%x+)$')
-    if at and tonumber(at) > now then
-      break
-    end
     redis.call('HDEL', KEYS[4], field)
     -- the token itself, unless a later call took it again (after it expired)
     if at and string.sub(redis.call('HGET', KEYS[4], old) or '', 1, #at + 1) == at .. ' ' then
       redis.call('HDEL', KEYS[4], old)
     end
-    next_head = next_head + 1
+    head, pruned = head + 1, pruned + 1
+    if head == n then
+      head_at = expire
+    else
+      head_at = tonumber(string.match(redis.call('HGET', KEYS[4], '#' .. decimal(head)) or '0',
+        '^%d+')) or 0
+    end
   end
-  if next_head > head then
-    redis.call('HSET', KEYS[4], '<', decimal(next_head))
-  end
+  local answer = expire_arg .. ' ' .. fingerprint .. ' ' .. table.concat(cursors, ',')
+  redis.call('HSET', KEYS[4], token, answer, '#' .. decimal(n), expire_arg .. ' ' .. token, '.',
+    decimal(head) .. ' ' .. decimal(n + 1) .. ' ' .. decimal(head_at))
 end
 touch_conversation(conv_id, now, ttl, named)
 return with_index_info(out, now, named)
