@@ -215,6 +215,26 @@ async def test_a_stale_version_is_a_version_conflict_naming_version(serve: Any) 
         assert (await ok(s, "get_conversation", conversation_id="c"))["title"] == "first"
 
 
+async def test_an_idempotency_key_reused_with_other_messages_is_a_tool_error(
+    serve: Any,
+) -> None:
+    async with serve() as app, over_http(app, "key-a") as s:
+        first = [{"role": "user", "content": "a"}]
+        one = await ok(
+            s, "append_messages", conversation_id="c", messages=first, idempotency_key="k"
+        )
+        assert (
+            await ok(s, "append_messages", conversation_id="c", messages=first, idempotency_key="k")
+            == one
+        )
+        other = [{"role": "user", "content": "b"}]
+        reused = await error(
+            s, "append_messages", conversation_id="c", messages=other, idempotency_key="k"
+        )
+        assert reused.startswith("invalid_input (field idempotency_key)")
+        assert len((await ok(s, "get_messages", conversation_id="c"))["messages"]) == 1
+
+
 BAD_ARGUMENTS = [
     ("get_messages", {"conversation_id": "c", "limit": 0}, "limit"),
     ("get_messages", {"conversation_id": "c", "limit": MAX_PAGE + 1}, "limit"),

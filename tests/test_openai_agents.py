@@ -44,6 +44,7 @@ from openai.types.responses.response_reasoning_item import Summary
 from agent_memory import (
     AsyncConversationStore,
     ConversationStore,
+    IdempotencyKeyReused,
     InvalidConversationId,
     InvalidInput,
     InvalidMessage,
@@ -834,6 +835,17 @@ async def test_the_same_idempotency_key_adds_once_from_any_session_object(
     assert await fresh.get_items() == TURN
     await fresh.add_items(list(TURN), idempotency_key="turn-8")
     assert await fresh.get_items() == TURN + TURN
+
+
+async def test_an_idempotency_key_reused_with_other_items_is_refused(
+    new_session: Callable[..., Any],
+) -> None:
+    session = new_session()
+    await session.add_items(list(TURN), idempotency_key="turn-9")
+    with pytest.raises(IdempotencyKeyReused) as caught:
+        await session.add_items([{"role": "user", "content": "other"}], idempotency_key="turn-9")
+    assert caught.value.field == "idempotency_key"
+    assert await session.get_items() == TURN
 
 
 async def test_equal_items_in_separate_calls_are_both_kept(
