@@ -46,7 +46,11 @@ STATUSES: dict[int, tuple[str, str | None]] = {
     400: ("bad_request", "The request body cannot be decoded"),
     401: ("unauthorized", "Missing or invalid API key"),
     403: ("forbidden", "This key may not use this route"),
-    404: ("not_found", "No such conversation (or another tenant's)"),
+    404: (
+        "not_found",
+        "No such conversation (or another tenant's); or no such path: an id containing `/` "
+        "cannot be addressed in a path",
+    ),
     405: ("method_not_allowed", None),
     409: ("conflict", "The conversation id is taken"),
     412: ("version_conflict", "Stale version (If-Match / version)"),

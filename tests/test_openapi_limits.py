@@ -134,3 +134,16 @@ def test_conversation_bodies_state_their_rules(document: dict[str, Any]) -> None
         assert branch(body["properties"]["metadata"], "object")
     version = branch(update["properties"]["version"], "integer")
     assert (version["minimum"], version["maximum"]) == (0, 2**53)
+
+
+def test_every_route_addressing_a_conversation_documents_404(document: dict[str, Any]) -> None:
+    """A conversation id containing `/` (which a create accepts) matches no route when put in a
+    path: the answer is 404, so every such route documents it (found by scripts/fuzz-api)."""
+    addressed = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        if "{conversation_id}" in path
+        for method, operation in item.items()
+    ]
+    assert len(addressed) == 5
+    assert [(p, m) for p, m, operation in addressed if "404" not in operation["responses"]] == []

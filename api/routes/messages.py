@@ -33,7 +33,7 @@ def _out(messages: list[StoredMessage]) -> MessageList:
     status_code=201,
     response_model=MessageList,
     response_model_exclude_unset=True,
-    responses=errors(401, 413),
+    responses=errors(401, 404, 413),  # 404: an id with `/` matches no route
     description=(
         "Append messages atomically (all or none), creating the conversation if missing. A "
         "message whose `id` is already stored is not added again: the stored one is "
