@@ -27,7 +27,7 @@ from langchain_core.messages import (
 )
 from pydantic import ValidationError
 
-from agent_memory import rules
+from agent_memory import fastpath, rules
 from agent_memory.errors import InvalidInput, InvalidMessage, MessageTooLarge, TooLarge
 from agent_memory.models import Message, ms_to_datetime
 
@@ -125,11 +125,39 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def record_to_langchain(rec: Record) -> BaseMessage:
-    """Rebuild the LangChain message of a record (same class, same fields)."""
-    fast = _fast_message(rec)
-    if fast is not None:
-        return fast
+    """Rebuild the LangChain message of a record (same class, same fields). ``rec`` is left as
+    it is: the message gets values of its own (a StoredMessage's record may be read again)."""
+    return _owned_to_langchain(fastpath.copy_json(rec))
+
+
+def message_from_payload(payload: bytes | str) -> BaseMessage:
+    """The LangChain message of a stored payload, equal to
+    ``record_to_langchain(decode_payload(payload))``; the freshly decoded record's values
+    become the message's without copies (for reads that want messages, not records)."""
+    return _owned_to_langchain(decode_payload(payload))
+
+
+def _owned_to_langchain(rec: Record) -> BaseMessage:
+    """The message of a record nobody else holds: built by the read fast path when validation
+    would keep every value as it is (see :mod:`agent_memory.fastpath`), else validated."""
     role = rec["role"]
+    kwargs = _constructor_arguments(role, rec)
+    template = _TEMPLATES.get(role)
+    if template is not None:
+        message = template.build(kwargs)
+        if message is not None:
+            return message
+    return _CLASSES[role](**kwargs)
+
+
+def _constructor_arguments(role: str, rec: Record) -> dict[str, Any]:
+    """The keyword arguments of the record's class that make its message (``rec`` itself,
+    changed in place, when it holds nothing but such arguments: the common case)."""
+    if _PLAIN[role].issuperset(rec):
+        del rec["role"]
+        if "additional_kwargs" in rec and not rec["additional_kwargs"]:
+            del rec["additional_kwargs"]
+        return rec
     kwargs: dict[str, Any] = {name: rec[name] for name in _FIELDS[role] if name in rec}
     kwargs["content"] = rec["content"]
     additional = rec.get("additional_kwargs")
@@ -141,163 +169,50 @@ def record_to_langchain(rec: Record) -> BaseMessage:
         kwargs.update(rec["extra"])
     if role == "chat":
         kwargs["role"] = rec["chat_role"]
-    return _CLASSES[role](**kwargs)
+    return kwargs
 
 
-# -- the read fast path ----------------------------------------------------------------------
-# Reads are dominated by pydantic validation of messages that were validated when written. For
-# the shapes below (plain user/system/assistant text, assistant tool calls and token usage, all
-# of the exact types validation would accept unchanged) the message is assembled the way
-# ``model_construct`` does (fields in declaration order, defaults from their factories), which
-# gives an object equal in every field to the validated one. Any other shape is validated.
-_FAST_KEYS: dict[str, frozenset[str]] = {
-    "user": frozenset({"role", "content", "id", "name", "response_metadata"}),
-    "system": frozenset({"role", "content", "id", "name", "response_metadata"}),
-    "assistant": frozenset(
-        {"role", "content", "id", "name", "response_metadata", "tool_calls", "usage_metadata"}
-    ),
+# The record keys that are constructor arguments under the same name.
+_PLAIN = {
+    role: frozenset({"role", "content", "additional_kwargs", *names})
+    for role, names in _FIELDS.items()
+    if role != "chat"
 }
-_USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "total_tokens"})
-_CALL_KEYS = frozenset({"id", "name", "args"})
+_PLAIN["chat"] = frozenset()  # its role is stored as chat_role
 
 
-@dataclass(frozen=True, slots=True)
-class _Template:
-    """A class's fields in declaration order: immutable defaults, and the factory-made ones."""
-
-    cls: type[BaseMessage]
-    defaults: dict[str, Any]
-    factories: tuple[tuple[str, Any], ...]
-
-    @classmethod
-    def of(cls, message_cls: type[BaseMessage]) -> _Template:
-        fields = message_cls.model_fields
-        return cls(
-            message_cls,
-            {name: f.default for name, f in fields.items()},
-            tuple((n, f.default_factory) for n, f in fields.items() if f.default_factory),
-        )
-
-    def build(self, given: dict[str, Any]) -> BaseMessage:
-        values = {**self.defaults, **given}
-        for name, factory in self.factories:
-            if name not in given:
-                values[name] = factory()
-        message: BaseMessage = _new(self.cls)
-        _set(message, "__dict__", values)
-        _set(message, "__pydantic_fields_set__", set(given))
-        _set(message, "__pydantic_extra__", {})
-        _set(message, "__pydantic_private__", None)
-        return message
-
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-_TEMPLATES = {
-    role: _Template.of(cls)
-    for role, cls in _CLASSES.items()
-    if role in _FAST_KEYS and cls.__pydantic_post_init__ is None  # nothing runs after fields
+# One record per shape the fast path serves, each built both ways once at import: a template
+# whose sample differs from validation is not used (see fastpath.self_check).
+_SAMPLES: dict[str, list[Record]] = {
+    "user": [{"content": "hi", "id": "u1"}, {"content": [{"type": "text", "text": "a"}, "b"]}],
+    "system": [{"content": "be brief", "name": "policy"}],
+    "assistant": [
+        {
+            "content": [{"type": "reasoning", "reasoning": "r"}, {"type": "text", "text": "t"}],
+            "id": "a1",
+            "additional_kwargs": {"refusal": None},
+            "response_metadata": {"model_name": "m", "token_usage": {"total_tokens": 3}},
+            "tool_calls": [{"name": "f", "args": {"x": [1]}, "id": "c1"}],
+            "invalid_tool_calls": [{"name": "g", "args": "{", "id": "c2", "error": "bad"}],
+            "usage_metadata": {
+                "input_tokens": 1,
+                "output_tokens": 2,
+                "total_tokens": 3,
+                "input_token_details": {"cache_read": 1},
+                "output_token_details": {"reasoning": 1},
+            },
+            "output_version": "v1",
+        },
+        {"content": "", "tool_calls": [{"name": "f", "args": {}, "id": None, "type": "tool_call"}]},
+    ],
+    "tool": [
+        {"content": "42", "tool_call_id": "c1", "status": "error", "artifact": {"raw": [1]}},
+        {"content": [{"type": "text", "text": "a"}], "tool_call_id": "c1", "name": "f"},
+    ],
+    "function": [{"content": "{}", "name": "f"}],
+    "chat": [{"content": "x", "role": "critic"}],
 }
-
-
-def _plain(value: Any, kind: type) -> bool:
-    return value is None or type(value) is kind
-
-
-def _fast_values(rec: Record) -> dict[str, Any] | None:
-    """The given field values when ``rec`` has a fast shape, else None. ``rec`` may be read
-    again (a StoredMessage's record): the message gets copies of its dicts, as validation
-    would make."""
-    keys = _FAST_KEYS.get(rec["role"])
-    if keys is None or not keys.issuperset(rec) or type(rec["content"]) is not str:
-        return None
-    return _fast_owned(_own_copy(rec))
-
-
-def _own_copy(rec: Record) -> Record:
-    """``rec`` with its message-level dicts (metadata, usage, tool-call args) copied."""
-    given = rec.copy()
-    for name in ("response_metadata", "usage_metadata"):
-        if type(given.get(name)) is dict:
-            given[name] = dict(given[name])
-    calls = given.get("tool_calls")
-    if type(calls) is list:
-        given["tool_calls"] = [
-            {**c, "args": dict(c["args"])} if type(c) is dict and type(c.get("args")) is dict else c
-            for c in calls
-        ]
-    return given
-
-
-def _fast_owned(given: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`_fast_values` of a record of a fast role and keys that nobody else holds (just
-    decoded for this message alone): the same checks, its dicts become the message's without
-    copies; the record is changed into the field values only once every check has passed."""
-    value = given.get("id")
-    if value is not None and type(value) is not str:
-        return None
-    value = given.get("name")
-    if value is not None and type(value) is not str:
-        return None
-    if "response_metadata" in given and type(given["response_metadata"]) is not dict:
-        return None
-    usage = given.get("usage_metadata")
-    if usage is not None and not _fast_usage(usage):
-        return None
-    calls = given.get("tool_calls")
-    if calls is not None:
-        if type(calls) is not list or not all(_fast_call(c) for c in calls):
-            return None
-        given["tool_calls"] = [  # validation's key order and its "type" key
-            {"name": c["name"], "args": c["args"], "id": c["id"], "type": "tool_call"}
-            for c in calls
-        ]
-    del given["role"]
-    return given
-
-
-def _fast_usage(usage: Any) -> bool:
-    return (
-        type(usage) is dict
-        and usage.keys() == _USAGE_KEYS
-        and type(usage["input_tokens"]) is int
-        and type(usage["output_tokens"]) is int
-        and type(usage["total_tokens"]) is int
-    )
-
-
-def _fast_call(call: Any) -> bool:
-    return (
-        type(call) is dict
-        and call.keys() == _CALL_KEYS
-        and type(call["name"]) is str
-        and type(call["args"]) is dict
-        and _plain(call["id"], str)
-    )
-
-
-def _fast_message(rec: Record) -> BaseMessage | None:
-    template = _TEMPLATES.get(rec["role"])
-    given = _fast_values(rec) if template is not None else None
-    return None if given is None else template.build(given)  # type: ignore[union-attr]
-
-
-def message_from_payload(payload: bytes | str) -> BaseMessage:
-    """The LangChain message of a stored payload, equal to
-    ``record_to_langchain(decode_payload(payload))`` and built without copying the freshly
-    decoded record's dicts (for reads that want messages, not records)."""
-    rec = decode_payload(payload)
-    role = rec["role"]
-    template = _TEMPLATES.get(role)
-    if template is not None and type(rec["content"]) is str:
-        if len(rec) == 2:  # role and text content only (a user's typical message)
-            del rec["role"]
-            return template.build(rec)
-        if _FAST_KEYS[role].issuperset(rec) and (given := _fast_owned(rec)) is not None:
-            return template.build(given)
-    return record_to_langchain(rec)
+_TEMPLATES = fastpath.self_check(fastpath.templates(_CLASSES), _SAMPLES)
 
 
 def record_from_input(message: BaseMessage | Mapping[str, Any], index: int = 0) -> Record:

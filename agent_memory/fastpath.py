@@ -1,0 +1,358 @@
+"""The read fast path: LangChain messages built from stored records without re-validating them.
+
+Reading a history is dominated by pydantic validation of messages that were validated when they
+were written. :func:`build` assembles the message the way ``model_construct`` does (fields in
+declaration order, defaults from their factories, extras in ``__pydantic_extra__``) when every
+value given is one that validation would keep as it is: exact JSON types, the tool-call and
+usage shapes that langchain-core's validators produce, no alias and no coercion. Anything else
+(a float where an int is expected, OpenAI tool calls only in ``additional_kwargs``, an unknown
+key in a tool call, a field this module has no rule for) returns None and the caller validates.
+
+The rules are chosen by each field's *annotation* and each class's *validators*, read from the
+installed classes at import. A class gets no template (its messages are validated) when the
+installed pydantic or langchain-core differs from what these rules were written for: an
+annotation without a rule, a validator, post-init hook or private attribute this module does not
+know, a different tool-call or usage shape, or a sample that does not build equal to its
+validated twin (:func:`self_check`, run once at import by :mod:`agent_memory.codec`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+import pydantic
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
+from langchain_core.messages.tool import ToolCall
+
+log = logging.getLogger("agent_memory.fastpath")
+
+_NO: Any = object()  # a checker's answer: validation would change (or refuse) this value
+Checker = Callable[[Any], Any]
+
+
+# -- one checker per annotation: the value as validation would leave it, or _NO -------------------
+def _content(value: Any) -> Any:
+    if type(value) is str:
+        return value
+    if type(value) is not list:
+        return _NO
+    for item in value:
+        if type(item) is not str and type(item) is not dict:
+            return _NO
+    return value
+
+
+def _dict(value: Any) -> Any:
+    return value if type(value) is dict else _NO
+
+
+def _str(value: Any) -> Any:
+    return value if type(value) is str else _NO
+
+
+def _optional_str(value: Any) -> Any:
+    return value if value is None or type(value) is str else _NO
+
+
+def _anything(value: Any) -> Any:
+    return value
+
+
+def _status(value: Any) -> Any:
+    return value if value == "success" or value == "error" else _NO
+
+
+_CALL_KEYS = frozenset({"name", "args", "id", "type", "extras"})  # type and extras are dropped
+
+
+def _tool_calls(value: Any) -> Any:
+    """AIMessage's validator rebuilds every call as ``{name, args, id, type: "tool_call"}``."""
+    if type(value) is not list:
+        return _NO
+    out = []
+    for call in value:
+        if (
+            type(call) is not dict
+            or not _CALL_KEYS.issuperset(call)
+            or type(call.get("name")) is not str
+            or type(call.get("args")) is not dict
+            or "id" not in call
+            or (call["id"] is not None and type(call["id"]) is not str)
+        ):
+            return _NO
+        out.append(
+            {"name": call["name"], "args": call["args"], "id": call["id"], "type": "tool_call"}
+        )
+    return out
+
+
+_INVALID_KEYS = ("name", "args", "id", "error")
+
+
+def _invalid_tool_calls(value: Any) -> Any:
+    """... and every invalid call as ``{type, id, name, args, error}`` (missing ones None)."""
+    if type(value) is not list:
+        return _NO
+    out = []
+    for call in value:
+        if type(call) is not dict or not _INVALID_ALLOWED.issuperset(call):
+            return _NO
+        for name in _INVALID_KEYS:
+            item = call.get(name)
+            if item is not None and type(item) is not str:
+                return _NO
+        out.append(
+            {
+                "type": "invalid_tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "args": call.get("args"),
+                "error": call.get("error"),
+            }
+        )
+    return out
+
+
+_INVALID_ALLOWED = frozenset({*_INVALID_KEYS, "type"})
+_USAGE_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
+_USAGE_DETAILS = frozenset({"input_token_details", "output_token_details"})
+
+
+def _usage(value: Any) -> Any:
+    """Token counts that are ints, details whose every value is an int, no other key."""
+    if value is None:
+        return value
+    if type(value) is not dict:
+        return _NO
+    for name in _USAGE_COUNTS:
+        if type(value.get(name)) is not int:
+            return _NO
+    if len(value) > 3:
+        for name, details in value.items():
+            if name not in _USAGE_COUNTS and not (name in _USAGE_DETAILS and _counts(details)):
+                return _NO
+    return value
+
+
+def _counts(details: Any) -> bool:
+    return type(details) is dict and all(type(count) is int for count in details.values())
+
+
+_CHECKERS: dict[str, Checker] = {
+    "str | list[str | dict[typing.Any, typing.Any]]": _content,
+    "dict[typing.Any, typing.Any]": _dict,
+    "<class 'str'>": _str,
+    "str | None": _optional_str,
+    "typing.Any": _anything,
+    "typing.Literal['success', 'error']": _status,
+    "list[langchain_core.messages.tool.ToolCall]": _tool_calls,
+    "list[langchain_core.messages.content.InvalidToolCall]": _invalid_tool_calls,
+    "langchain_core.messages.ai.UsageMetadata | None": _usage,
+}
+# Field metadata the checkers account for (ids: numbers would become strings; ours accept str).
+_KNOWN_METADATA = {"[_PydanticGeneralMetadata(coerce_numbers_to_str=True)]", "[]"}
+
+
+def _ai_compat(given: Mapping[str, Any]) -> bool:
+    """AIMessage's ``_backwards_compat_tool_calls``: with no tool calls given, it parses OpenAI
+    tool calls out of ``additional_kwargs`` (that case is left to validation)."""
+    if given.get("tool_calls") or given.get("invalid_tool_calls"):
+        return True
+    extra = given.get("additional_kwargs")
+    return not (type(extra) is dict and extra.get("tool_calls"))
+
+
+# model validators this module knows: what must hold of the given values for the validator to
+# change nothing the checkers do not already account for.
+_VALIDATORS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "_backwards_compat_tool_calls": _ai_compat,
+    "coerce_args": lambda given: True,  # ToolMessage: content list copied, tool_call_id str
+}
+# Keys that are not fields but that a constructor or validator treats specially.
+_RESERVED = frozenset({"type", "content_blocks", "tool_call_chunks"})
+
+_AI = "langchain_core.messages.ai"
+# The TypedDict shapes the tool-call and usage checkers were written for.
+_SHAPES: tuple[tuple[type, dict[str, str]], ...] = (
+    (
+        ToolCall,
+        {
+            "name": "<class 'str'>",
+            "args": "dict[str, typing.Any]",
+            "id": "str | None",
+            "type": "typing.NotRequired[typing.Literal['tool_call']]",
+        },
+    ),
+    (
+        UsageMetadata,
+        {
+            "input_tokens": "<class 'int'>",
+            "output_tokens": "<class 'int'>",
+            "total_tokens": "<class 'int'>",
+            "input_token_details": f"typing.NotRequired[{_AI}.InputTokenDetails]",
+            "output_token_details": f"typing.NotRequired[{_AI}.OutputTokenDetails]",
+        },
+    ),
+    (InputTokenDetails, dict.fromkeys(("audio", "cache_creation", "cache_read"), "<class 'int'>")),
+    (OutputTokenDetails, dict.fromkeys(("audio", "reasoning"), "<class 'int'>")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """How to build one message class: its fields' checkers and defaults, in declaration order."""
+
+    cls: type[BaseMessage]
+    checks: dict[str, Checker]
+    defaults: dict[str, Any]  # every field, in order; required ones as None placeholders
+    factories: tuple[tuple[str, Callable[[], Any]], ...]
+    required: frozenset[str]
+    conditions: tuple[Callable[[Mapping[str, Any]], bool], ...]
+
+    def build(self, given: dict[str, Any]) -> BaseMessage | None:
+        """The message of the constructor arguments ``given`` (which become its values: the
+        caller owns them), or None if validation could change any of them."""
+        for condition in self.conditions:
+            if not condition(given):
+                return None
+        values = self.defaults.copy()
+        extra = self._checked(given, values)
+        if extra is None or not self.required.issubset(given):
+            return None
+        for name, factory in self.factories:
+            if name not in given:
+                values[name] = factory()
+        message: BaseMessage = _new(self.cls)
+        _set(message, "__dict__", values)
+        _set(message, "__pydantic_fields_set__", set(given))
+        _set(message, "__pydantic_extra__", extra)
+        _set(message, "__pydantic_private__", None)
+        return message
+
+    def _checked(self, given: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+        """Put each given field's value into ``values``; the extras, or None if any value is
+        one validation would change."""
+        checks = self.checks
+        extra: dict[str, Any] = {}
+        for name, value in given.items():
+            check = checks.get(name)
+            if check is None:
+                if name in values or name in _RESERVED:
+                    return None
+                extra[name] = value
+            elif check is not _anything and (value := check(value)) is _NO:
+                return None
+            else:
+                values[name] = value
+        return extra
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def template(cls: type[BaseMessage]) -> Template | None:
+    """The template of ``cls``, or None when any of its fields or validators has no rule."""
+    decorators = cls.__pydantic_decorators__
+    if (
+        cls.__pydantic_post_init__ is not None
+        or cls.__private_attributes__
+        or cls.model_config.get("extra") != "allow"
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.validators
+        or not set(decorators.model_validators).issubset(_VALIDATORS)
+    ):
+        return None
+    checks: dict[str, Checker] = {}
+    defaults: dict[str, Any] = {}
+    factories = []
+    required = set()
+    for name, field in cls.model_fields.items():
+        if field.alias or field.validation_alias or str(field.metadata) not in _KNOWN_METADATA:
+            return None
+        if field.default_factory is not None:
+            factories.append((name, field.default_factory))
+        elif field.is_required():
+            required.add(name)
+        defaults[name] = None if field.is_required() else field.default
+        if name == "type":  # a Literal with its default: never given
+            continue
+        check = _CHECKERS.get(str(field.annotation))
+        if check is None:
+            return None
+        checks[name] = check
+    conditions = tuple(_VALIDATORS[name] for name in decorators.model_validators)
+    return Template(cls, checks, defaults, tuple(factories), frozenset(required), conditions)  # type: ignore[arg-type]
+
+
+def _shapes_known() -> bool:
+    for typed, expected in _SHAPES:
+        hints = {name: str(hint) for name, hint in get_type_hints(typed).items()}
+        raw = {name: str(hint) for name, hint in typed.__annotations__.items()}
+        if raw != expected and hints != expected:
+            return False
+    return pydantic.VERSION.startswith("2.")
+
+
+def templates(classes: Mapping[str, type[BaseMessage]]) -> dict[str, Template]:
+    """The templates of the classes that have one (none if the shapes differ)."""
+    if not _shapes_known():
+        log.info("read fast path off: langchain-core's tool-call or usage shapes have changed")
+        return {}
+    out = {}
+    for role, cls in classes.items():
+        made = template(cls)
+        if made is None:
+            log.info("read fast path off for %s: a field or validator without a rule", cls)
+        else:
+            out[role] = made
+    return out
+
+
+def self_check(
+    found: dict[str, Template], samples: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Template]:
+    """``found`` without the templates whose samples do not build equal to the validated
+    message (same ``__dict__``, fields set and extras): the guard run once at import."""
+    out = {}
+    for role, made in found.items():
+        ok = True
+        for sample in samples.get(role, ()):
+            fast = made.build(_copy(sample))
+            slow = made.cls(**_copy(sample))
+            if fast is None or not same(fast, slow):
+                ok = False
+        if ok:
+            out[role] = made
+        else:
+            log.warning("read fast path off for %s: a sample differs from validation", made.cls)
+    return out
+
+
+def same(a: BaseMessage, b: BaseMessage) -> bool:
+    """Equal in class, fields (in order), fields set, extras and private state."""
+    return (
+        type(a) is type(b)
+        and a == b
+        and list(a.__dict__.items()) == list(b.__dict__.items())
+        and a.model_fields_set == b.model_fields_set
+        and a.__pydantic_extra__ == b.__pydantic_extra__
+        and a.__pydantic_private__ == b.__pydantic_private__
+    )
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON value (dicts and lists copied at every depth; the rest is immutable)."""
+    if type(value) is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy(item) for item in value]
+    return value
+
+
+copy_json = _copy
