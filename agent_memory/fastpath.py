@@ -126,20 +126,23 @@ def _usage(value: Any) -> Any:
     """Token counts that are ints, details whose every value is an int, no other key."""
     if value is None:
         return value
-    if type(value) is not dict:
+    if (
+        type(value) is not dict
+        or type(value.get("input_tokens")) is not int
+        or type(value.get("output_tokens")) is not int
+        or type(value.get("total_tokens")) is not int
+    ):
         return _NO
-    for name in _USAGE_COUNTS:
-        if type(value.get(name)) is not int:
-            return _NO
     if len(value) > 3:
         for name, details in value.items():
-            if name not in _USAGE_COUNTS and not (name in _USAGE_DETAILS and _counts(details)):
+            if name in _USAGE_COUNTS:
+                continue
+            if name not in _USAGE_DETAILS or type(details) is not dict:
                 return _NO
+            for count in details.values():
+                if type(count) is not int:
+                    return _NO
     return value
-
-
-def _counts(details: Any) -> bool:
-    return type(details) is dict and all(type(count) is int for count in details.values())
 
 
 _CHECKERS: dict[str, Checker] = {
@@ -219,9 +222,21 @@ class Template:
         for condition in self.conditions:
             if not condition(given):
                 return None
+        checks = self.checks
         values = self.defaults.copy()
-        extra = self._checked(given, values)
-        if extra is None or not self.required.issubset(given):
+        extra: dict[str, Any] = {}
+        for name, value in given.items():
+            check = checks.get(name)
+            if check is None:
+                if name in values or name in _RESERVED:
+                    return None
+                extra[name] = value
+            else:
+                value = check(value)
+                if value is _NO:
+                    return None
+                values[name] = value
+        if not self.required <= given.keys():
             return None
         for name, factory in self.factories:
             if name not in given:
@@ -232,23 +247,6 @@ class Template:
         _set(message, "__pydantic_extra__", extra)
         _set(message, "__pydantic_private__", None)
         return message
-
-    def _checked(self, given: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
-        """Put each given field's value into ``values``; the extras, or None if any value is
-        one validation would change."""
-        checks = self.checks
-        extra: dict[str, Any] = {}
-        for name, value in given.items():
-            check = checks.get(name)
-            if check is None:
-                if name in values or name in _RESERVED:
-                    return None
-                extra[name] = value
-            elif check is not _anything and (value := check(value)) is _NO:
-                return None
-            else:
-                values[name] = value
-        return extra
 
 
 _new = object.__new__
