@@ -19,6 +19,7 @@ validated twin (:func:`self_check`, run once at import by :mod:`agent_memory.cod
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -242,15 +243,67 @@ class Template:
             if name not in given:
                 values[name] = factory()
         message: BaseMessage = _new(self.cls)
-        _set(message, "__dict__", values)
-        _set(message, "__pydantic_fields_set__", set(given))
-        _set(message, "__pydantic_extra__", extra)
-        _set(message, "__pydantic_private__", None)
+        _set_dict(message, values)
+        _set_fields_set(message, set(given))
+        _set_extra(message, extra)
+        _set_private(message, None)
         return message
 
 
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel keeps an instance's state in four slots; their descriptors' setters are what
+# object.__setattr__ calls, without its lookup (the guard checks they are plain slots).
+_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+_SLOT_TYPES = (types.MemberDescriptorType, types.GetSetDescriptorType)
+
+
+def _slot_setter(name: str) -> Callable[[Any, Any], None]:
+    descriptor = vars(pydantic.BaseModel).get(name)
+    if type(descriptor) in _SLOT_TYPES:
+        return descriptor.__set__  # type: ignore[union-attr,no-any-return]
+    return lambda obj, value: object.__setattr__(obj, name, value)
+
+
+def _slots_known() -> bool:
+    base = vars(pydantic.BaseModel)
+    return set(pydantic.BaseModel.__slots__) == set(_SLOTS) and all(
+        type(base.get(name)) in _SLOT_TYPES for name in _SLOTS
+    )
+
+
+_set_dict, _set_fields_set, _set_extra, _set_private = map(_slot_setter, _SLOTS)
+
+
+def _redefines_slots(cls: type) -> bool:
+    """Whether a class before BaseModel in ``cls``'s MRO (whose attributes win over
+    BaseModel's) defines one of BaseModel's state slots."""
+    mro = cls.__mro__
+    before = mro[: mro.index(pydantic.BaseModel)] if pydantic.BaseModel in mro else mro
+    return any(name in vars(k) for k in before for name in _SLOTS)
+
+
+# The constructors these rules were written for: each passes ``content`` (or, with
+# ``content_blocks``, a reserved key here, the blocks) and every other argument on to validation.
+_INITS = frozenset(
+    {
+        ("langchain_core.messages.ai", "AIMessage.__init__"),
+        ("langchain_core.messages.base", "BaseMessage.__init__"),
+        ("langchain_core.messages.human", "HumanMessage.__init__"),
+        ("langchain_core.messages.system", "SystemMessage.__init__"),
+        ("langchain_core.messages.tool", "ToolMessage.__init__"),
+        ("langchain_core.load.serializable", "Serializable.__init__"),
+        ("pydantic.main", "BaseModel.__init__"),
+    }
+)
+
+
+def _unknown_init(cls: type) -> bool:
+    """Whether a class in ``cls``'s MRO has an ``__init__`` these rules do not know."""
+    for k in cls.__mro__[:-1]:  # object's own __init__ last
+        init = vars(k).get("__init__")
+        if init is not None and (init.__module__, init.__qualname__) not in _INITS:
+            return True
+    return False
 
 
 def template(cls: type[BaseMessage]) -> Template | None:
@@ -258,6 +311,8 @@ def template(cls: type[BaseMessage]) -> Template | None:
     decorators = cls.__pydantic_decorators__
     if (
         cls.__pydantic_post_init__ is not None
+        or _redefines_slots(cls)
+        or _unknown_init(cls)
         or cls.__private_attributes__
         or cls.model_config.get("extra") != "allow"
         or decorators.field_validators
@@ -294,7 +349,7 @@ def _shapes_known() -> bool:
         raw = {name: str(hint) for name, hint in typed.__annotations__.items()}
         if raw != expected and hints != expected:
             return False
-    return pydantic.VERSION.startswith("2.")
+    return pydantic.VERSION.startswith("2.") and _slots_known()
 
 
 def templates(classes: Mapping[str, type[BaseMessage]]) -> dict[str, Template]:

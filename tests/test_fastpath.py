@@ -329,3 +329,48 @@ def test_a_template_whose_sample_differs_from_validation_is_dropped_at_import() 
     )
     kept = fastpath.self_check({"user": wrong, "system": good["system"]}, codec._SAMPLES)
     assert set(kept) == {"system"}
+
+
+def test_a_class_with_its_own_constructor_is_validated() -> None:
+    class Prefixed(HumanMessage):
+        def __init__(self, content: str, **kwargs: Any) -> None:
+            super().__init__(content=f"> {content}", **kwargs)
+
+    assert fastpath.template(Prefixed) is None
+    assert fastpath.template(HumanMessage) is not None
+
+
+def test_a_class_redefining_a_pydantic_state_slot_is_validated() -> None:
+    class Slotted(HumanMessage):
+        pass
+
+    assert fastpath.template(Slotted) is not None
+    # an attribute that would win over BaseModel's slot of the same name
+    type.__setattr__(Slotted, "__pydantic_private__", property(lambda self: None))
+    assert fastpath.template(Slotted) is None
+
+
+def test_pydantic_state_kept_other_than_in_slots_turns_the_fast_path_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath, "_SLOTS", (*fastpath._SLOTS, "__pydantic_other__"))
+    assert fastpath.templates(_CLASSES) == {}
+
+
+def test_messages_read_through_the_fast_path_are_built_without_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path is taken for every corpus message (validation is never called)."""
+    calls: list[str] = []
+    for cls in set(_CLASSES.values()):
+        original = cls.__init__
+
+        def counting(self: Any, *args: Any, _o: Any = original, **kwargs: Any) -> None:
+            calls.append(type(self).__name__)
+            _o(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counting)
+    payloads = [encode_record(record_from_langchain(m), 10_000_000) for m in CORPUS_MESSAGES]
+    read = [message_from_payload(p) for p in payloads]
+    assert calls == []
+    assert read == CORPUS_MESSAGES
