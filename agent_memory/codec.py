@@ -390,14 +390,14 @@ _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 19
 
 
-def _has_long_run(payload: bytes) -> bool:
-    return _LONG_RUN in payload.translate(_DIGIT_MAP)
-
-
 def decode_payload(payload: bytes | str) -> Record:
     if isinstance(payload, str):
         payload = payload.encode()
-    rec: Record = (json.loads if _has_long_run(payload) else orjson.loads)(payload)
+    rec: Record  # the scan inline: this runs once per message read
+    if _LONG_RUN in payload.translate(_DIGIT_MAP):
+        rec = json.loads(payload)
+    else:
+        rec = orjson.loads(payload)
     return rec
 
 
