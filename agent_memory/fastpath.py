@@ -121,10 +121,30 @@ def _invalid_tool_calls(value: Any) -> Any:
 _INVALID_ALLOWED = frozenset({*_INVALID_KEYS, "type"})
 _USAGE_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
 _USAGE_DETAILS = frozenset({"input_token_details", "output_token_details"})
+# Validation rebuilds a TypedDict with its declared keys first, in declaration order, then any
+# other keys as given: the declared order of every key of the usage shapes (see _SHAPES).
+_USAGE_ORDER = (*_USAGE_COUNTS, "input_token_details", "output_token_details")
+_DETAILS_ORDER = {
+    "input_token_details": ("audio", "cache_creation", "cache_read"),
+    "output_token_details": ("audio", "reasoning"),
+}
+
+
+def _in_order(names: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    """Every ordered selection of ``names`` (the key sequences validation leaves as they are)."""
+    out: set[tuple[str, ...]] = {()}
+    for name in names:
+        out |= {(*seq, name) for seq in out}
+    return frozenset(out)
+
+
+_USAGE_KEPT = frozenset(seq for seq in _in_order(_USAGE_ORDER) if seq[:3] == _USAGE_COUNTS)
+_DETAILS_KEPT = {name: _in_order(order) for name, order in _DETAILS_ORDER.items()}
 
 
 def _usage(value: Any) -> Any:
-    """Token counts that are ints, details whose every value is an int, no other key."""
+    """Token counts that are ints, details whose every value is an int, no other key; in the
+    order validation gives them (declared keys first), reordered like validation if not."""
     if value is None:
         return value
     if (
@@ -134,16 +154,28 @@ def _usage(value: Any) -> Any:
         or type(value.get("total_tokens")) is not int
     ):
         return _NO
-    if len(value) > 3:
-        for name, details in value.items():
-            if name in _USAGE_COUNTS:
-                continue
-            if name not in _USAGE_DETAILS or type(details) is not dict:
+    if len(value) == 3:
+        return value if tuple(value) == _USAGE_COUNTS else _declared_first(value, _USAGE_ORDER)
+    for name, details in value.items():
+        if name in _USAGE_COUNTS:
+            continue
+        if name not in _USAGE_DETAILS or type(details) is not dict:
+            return _NO
+        for count in details.values():
+            if type(count) is not int:
                 return _NO
-            for count in details.values():
-                if type(count) is not int:
-                    return _NO
-    return value
+        if tuple(details) not in _DETAILS_KEPT[name]:
+            value[name] = _declared_first(details, _DETAILS_ORDER[name])
+    return value if tuple(value) in _USAGE_KEPT else _declared_first(value, _USAGE_ORDER)
+
+
+def _declared_first(value: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """``value`` as validation rebuilds a TypedDict: its declared keys in order, then the rest."""
+    out = {name: value[name] for name in order if name in value}
+    for name, item in value.items():
+        if name not in out:
+            out[name] = item
+    return out
 
 
 _CHECKERS: dict[str, Checker] = {
@@ -388,15 +420,26 @@ def self_check(
 
 
 def same(a: BaseMessage, b: BaseMessage) -> bool:
-    """Equal in class, fields (in order), fields set, extras and private state."""
+    """Equal in class, fields (in order, dict keys at every depth in order too), fields set,
+    extras and private state."""
     return (
         type(a) is type(b)
         and a == b
-        and list(a.__dict__.items()) == list(b.__dict__.items())
+        and _ordered(a.__dict__) == _ordered(b.__dict__)
         and a.model_fields_set == b.model_fields_set
-        and a.__pydantic_extra__ == b.__pydantic_extra__
+        and _ordered(a.__pydantic_extra__) == _ordered(b.__pydantic_extra__)
         and a.__pydantic_private__ == b.__pydantic_private__
     )
+
+
+def _ordered(value: Any) -> Any:
+    """``value`` with every dict as its list of items (so that key order counts in ``==``),
+    and every value tagged with its exact type (so that ``1 == 1.0 == True`` do not)."""
+    if type(value) is dict:
+        return [(key, _ordered(item)) for key, item in value.items()]
+    if type(value) is list:
+        return ("list", [_ordered(item) for item in value])
+    return (type(value).__name__, value)
 
 
 def _copy(value: Any) -> Any:

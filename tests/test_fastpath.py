@@ -93,7 +93,7 @@ block = st.one_of(
 )
 content = text | st.lists(block, max_size=3)
 details = st.dictionaries(
-    st.sampled_from(["audio", "cache_read", "reasoning", "x"]), count, max_size=3
+    st.sampled_from(["audio", "cache_creation", "cache_read", "reasoning", "x"]), count, max_size=4
 )
 counts = st.fixed_dictionaries(
     dict.fromkeys(("input_tokens", "output_tokens", "total_tokens"), st.integers(0, 2**40)),
@@ -374,3 +374,37 @@ def test_messages_read_through_the_fast_path_are_built_without_validation(
     read = [message_from_payload(p) for p in payloads]
     assert calls == []
     assert read == CORPUS_MESSAGES
+
+
+def test_usage_in_another_key_order_is_reordered_as_validation_does() -> None:
+    """Validation rebuilds usage (a TypedDict) with its declared keys first, in order; a
+    foreign writer's (or Anthropic's) order is reordered the same way, not kept."""
+    kwargs = {
+        "content": "",
+        "usage_metadata": {
+            "output_token_details": {"reasoning": 1, "audio": 0},
+            "total_tokens": 9,
+            "input_token_details": {"x": 7, "cache_read": 3, "cache_creation": 1},
+            "output_tokens": 4,
+            "input_tokens": 5,
+        },
+    }
+    built, slow = fast("assistant", kwargs), validated("assistant", kwargs)
+    assert isinstance(built, AIMessage)
+    assert isinstance(slow, AIMessage)
+    assert fastpath.same(built, slow)
+    usage, validated_usage = built.usage_metadata, slow.usage_metadata
+    assert usage is not None
+    assert validated_usage is not None
+    assert list(usage) == list(validated_usage) == list(fastpath._USAGE_ORDER)
+    assert list(usage["input_token_details"]) == ["cache_creation", "cache_read", "x"]
+
+
+def test_same_tells_key_order_and_exact_types_apart() -> None:
+    a = AIMessage(content="", response_metadata={"a": 1, "b": 2})
+    b = AIMessage(content="", response_metadata={"b": 2, "a": 1})
+    c = AIMessage(content="", response_metadata={"a": 1.0, "b": 2})
+    assert a == b == c
+    assert not fastpath.same(a, b)
+    assert not fastpath.same(a, c)
+    assert fastpath.same(a, AIMessage(content="", response_metadata={"a": 1, "b": 2}))
