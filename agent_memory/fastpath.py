@@ -120,7 +120,6 @@ def _invalid_tool_calls(value: Any) -> Any:
 
 _INVALID_ALLOWED = frozenset({*_INVALID_KEYS, "type"})
 _USAGE_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
-_USAGE_DETAILS = frozenset({"input_token_details", "output_token_details"})
 # Validation rebuilds a TypedDict with its declared keys first, in declaration order, then any
 # other keys as given: the declared order of every key of the usage shapes (see _SHAPES).
 _USAGE_ORDER = (*_USAGE_COUNTS, "input_token_details", "output_token_details")
@@ -139,6 +138,7 @@ def _in_order(names: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
 
 
 _USAGE_KEPT = frozenset(seq for seq in _in_order(_USAGE_ORDER) if seq[:3] == _USAGE_COUNTS)
+_USAGE_NAMES = frozenset(_USAGE_ORDER)
 _DETAILS_KEPT = {name: _in_order(order) for name, order in _DETAILS_ORDER.items()}
 
 
@@ -154,19 +154,22 @@ def _usage(value: Any) -> Any:
         or type(value.get("total_tokens")) is not int
     ):
         return _NO
-    if len(value) == 3:
-        return value if tuple(value) == _USAGE_COUNTS else _declared_first(value, _USAGE_ORDER)
-    for name, details in value.items():
-        if name in _USAGE_COUNTS:
-            continue
-        if name not in _USAGE_DETAILS or type(details) is not dict:
+    order = tuple(value)
+    if order not in _USAGE_KEPT:
+        if not _USAGE_NAMES.issuperset(order):
+            return _NO
+        value = _declared_first(value, _USAGE_ORDER)
+        order = tuple(value)
+    for name in order[3:]:  # the details, after the three counts
+        details = value[name]
+        if type(details) is not dict:
             return _NO
         for count in details.values():
             if type(count) is not int:
                 return _NO
         if tuple(details) not in _DETAILS_KEPT[name]:
             value[name] = _declared_first(details, _DETAILS_ORDER[name])
-    return value if tuple(value) in _USAGE_KEPT else _declared_first(value, _USAGE_ORDER)
+    return value
 
 
 def _declared_first(value: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
