@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from agent_memory import rules
+from agent_memory.codec import StoredMessage
 from agent_memory.keys import MAX_ID_LENGTH
 from agent_memory.models import Conversation, Message, MessageFields
 from agent_memory.rules import ID_PATTERN
@@ -102,6 +103,20 @@ class StoredMessageOut(MessageFields):
 
 class MessageList(BaseModel):
     messages: list[StoredMessageOut]
+
+
+_STORED = TypeAdapter(list[StoredMessageOut])
+
+
+def message_list_json(messages: list[StoredMessage]) -> bytes:
+    """The :class:`MessageList` JSON of ``messages`` (fields not set left out), as the route's
+    response model would give it: every message validated as :class:`StoredMessageOut` in one
+    call and encoded once (a model per message that FastAPI then validated and serialized
+    again cost a quarter of a read's time)."""
+    rows = _STORED.validate_python(
+        [{**m.record, "cursor": m.cursor, "created_at": m.created_at} for m in messages]
+    )
+    return b'{"messages":' + _STORED.dump_json(rows, exclude_unset=True) + b"}"
 
 
 # -- health and cache -------------------------------------------------------------------

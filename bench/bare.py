@@ -2,8 +2,8 @@
 
 Plain FastAPI routes with the API's paths: a pydantic request body (the library's public
 ``Message`` model, so both servers parse and check the same fields), the same store calls on
-the same Redis (``AsyncConversationStore.append`` / ``get_messages``: the same Lua script,
-keys and commands as ``agent-memory serve``), and the stored messages returned as plain dicts
+the same Redis (``AsyncConversationStore.append`` / ``get_messages(require_exists=True)``: the same
+Lua script, keys and commands as ``agent-memory serve``), and the stored messages returned as plain dicts
 (FastAPI's default JSON encoding). No authentication, body limit, metrics, response models or
 error handlers: everything ``agent-memory serve`` adds around the same writes.
 
@@ -50,5 +50,5 @@ async def append(conversation_id: str, body: AppendBody) -> dict[str, Any]:
 
 @app.get("/api/v1/conversations/{conversation_id}/messages")
 async def read(conversation_id: str, limit: int = 20) -> dict[str, Any]:
-    stored = await _stores[0].get_messages(conversation_id, limit=limit)
+    stored = await _stores[0].get_messages(conversation_id, limit=limit, require_exists=True)
     return {"messages": [m.to_dict() for m in stored]}
