@@ -183,9 +183,7 @@ class _Server:
         self.cwd = tempfile.TemporaryDirectory(prefix="agent-memory-bench-api-")
         self.log = Path(self.cwd.name) / "server.log"
         command = (
-            _bare_command(self.port)
-            if name == BARE
-            else _agent_memory_command(self.port, workers)
+            _bare_command(self.port) if name == BARE else _agent_memory_command(self.port, workers)
         )
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -224,7 +222,9 @@ def run(server: RedisProcess, *, quick: bool) -> list[ApiRow]:
                 raise RuntimeError(f"{s.name}: {exc}; log: {s.log.read_text()[-2000:]}") from exc
             s.load("append", max(2, n // 5))  # warm up, and at least READ_LIMIT messages each
             s.load("append", READ_LIMIT)
-        got: dict[str, dict[str, list[Load]]] = {s.name: {"append": [], "read": []} for s in servers}
+        got: dict[str, dict[str, list[Load]]] = {
+            s.name: {"append": [], "read": []} for s in servers
+        }
         for repeat in range(repeats):
             for kind in ("append", "read"):
                 turn = servers[repeat % len(servers) :] + servers[: repeat % len(servers)]

@@ -2,10 +2,11 @@
 
 Plain FastAPI routes with the API's paths: a pydantic request body (the library's public
 ``Message`` model, so both servers parse and check the same fields), the same store calls on
-the same Redis (``AsyncConversationStore.append`` / ``get_messages(require_exists=True)``: the same
-Lua script, keys and commands as ``agent-memory serve``), and the stored messages returned as plain dicts
-(FastAPI's default JSON encoding). No authentication, body limit, metrics, response models or
-error handlers: everything ``agent-memory serve`` adds around the same writes.
+the same Redis (``AsyncConversationStore.append`` / ``get_messages(require_exists=True)``:
+the same Lua script, keys and commands as ``agent-memory serve``), and the stored messages
+returned as plain dicts (FastAPI's default JSON encoding). No authentication, body limit,
+metrics, response models or error handlers: everything ``agent-memory serve`` adds around
+the same writes.
 
 Served by ``uvicorn bench.bare:app --workers 1`` (uvicorn's defaults, as ``agent-memory serve``
 uses them) with ``REDIS_URL`` naming the server and database.
