@@ -126,33 +126,61 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: AGENT_MEMORY_PORT or 8000).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (uvicorn workers sharing the port; about one per core).",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the REST API (one uvicorn worker).
+    """Run the REST API.
 
-    Without REDIS_URL or REDIS_HOST it starts an embedded Redis with AOF on in the data dir."""
+    Without REDIS_URL or REDIS_HOST it starts an embedded Redis with AOF on in the data dir:
+    one server, started here and shared by every worker, stopped when serve exits."""
     import uvicorn
-
-    from api.app import create_app
 
     settings = Settings()
     # uvicorn re-raises the SIGTERM it handled once it has shut down: exit 0 through `finally`.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with _redis_for(settings) as effective:
-            application = create_app(effective)
-            # Everything imported so far lives as long as the process: keep it out of the
-            # garbage collector's full passes, which otherwise stall a request for ~40 ms.
-            gc.collect()
-            gc.freeze()
-            uvicorn.run(
-                application,
-                host=host or settings.host,
-                port=port or settings.port,
-                workers=1,
-                log_level="info",
-            )
+            options: dict[str, Any] = {
+                "host": host or settings.host,
+                "port": port or settings.port,
+                "log_level": "info",
+            }
+            if workers == 1:
+                uvicorn.run(_application(effective), workers=1, **options)
+                return
+            # Each worker is a fresh process that builds its app from the environment: point
+            # it at the embedded server started above (REDIS_URL wins over everything else).
+            if settings.embedded:
+                os.environ[_REDIS_URL] = effective.url
+            # uvicorn's supervisor handles SIGTERM itself: it stops every worker, then returns.
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+_REDIS_URL = "REDIS_URL"
+
+
+def _application(settings: Settings) -> Any:
+    from api.app import create_app
+
+    application = create_app(settings)
+    # Everything imported so far lives as long as the process: keep it out of the garbage
+    # collector's full passes, which otherwise stall a request for ~40 ms.
+    gc.collect()
+    gc.freeze()
+    return application
+
+
+def worker_app() -> Any:
+    """The app of one ``serve --workers N`` worker (uvicorn calls it in each worker process):
+    its settings from the environment the parent left, which names the Redis to use."""
+    return _application(Settings())
 
 
 @app.command()

@@ -102,11 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             rates = [_workloads(s, sizes, repeats) for s in servers]
             construction = construct.measure(servers[0].url, args.quick)
             static = _counts_memory_scale(servers[1], args.quick)
+            from bench import api as api_bench
+
             api = None
             if not args.no_api:
-                from bench import api as api_bench
-
-                api = api_bench.run(servers[1], quick=args.quick)
+                api = api_bench.render(api_bench.run(servers[1], quick=args.quick), args.quick)
             checkpoints = checkpoint.render(checkpoint.run(Path(tmp) / "checkpoint", args.quick))
             from bench import store as store_bench
 
@@ -118,7 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report.render(
         rates,
         static,
-        api,
         construction,
         versions,
         repeats,
@@ -126,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.monotonic() - started,
     )
     text = checkpoint.splice(text, checkpoints)
+    if api is not None:
+        text = api_bench.splice(text, api)
     text = store_bench.replace_section(text, store_section)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -1,14 +1,25 @@
-"""The REST API under 16 concurrent clients: ``agent-memory serve`` vs bare FastAPI routes.
+"""The REST API under 16 keep-alive clients: ``agent-memory serve`` vs a bare FastAPI route.
 
-Both servers run as child processes with one uvicorn worker on loopback; the load comes from
-16 keep-alive HTTP/1.1 connections driven by a minimal asyncio client (a full HTTP client
-library would be slower than the servers it measures). Each client appends to / reads the
-last 20 messages of its own conversation.
+``python -m bench.api [--quick] [--out RESULTS.md]`` measures this section alone (its own
+redis-server, AOF everysec) and replaces it in RESULTS.md; ``python -m bench`` runs it too.
+
+Servers: ``agent-memory serve`` (one worker, then ``--workers 2``) and :mod:`bench.bare` (the
+route a user writes by hand around the same store calls: same Redis writes and reads), each a
+child process on loopback, on its own database of the same redis-server.
+
+Load: 16 HTTP/1.1 keep-alive connections from a minimal asyncio client in this process (an
+HTTP client library would cost more CPU than the servers it measures; this one's CPU share is
+reported, so that it is seen not to be the bottleneck). Each connection appends realistic
+corpus messages (one per request, each with its own id, as agents send them) to its own
+conversation, then reads that conversation's last 20 messages. Requests are encoded before
+the clock starts. Runs of the servers are interleaved; medians of the repeats.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -17,32 +28,60 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from agent_memory.codec import record_from_langchain
 from agent_memory.embedded import RedisProcess, free_port
-from bench.report import ApiRow
+from bench import data
 
 CLIENTS = 16
+READ_LIMIT = 20
 _ROOT = Path(__file__).resolve().parent.parent
+_run_ids = itertools.count()
+
+BEGIN = "<!-- api section: written by `python -m bench` (or `python -m bench.api`) -->"
+END = "<!-- end of api section -->"
+OURS, OURS_2, BARE = "agent-memory serve", "agent-memory serve --workers 2", "bare FastAPI route"
 
 
-def _env(redis_url: str | None) -> dict[str, str]:
+@dataclass(frozen=True)
+class Load:
+    """One load of ``CLIENTS`` connections: requests/s, latency percentiles, client CPU."""
+
+    rps: float
+    p50: float
+    p99: float
+    client_cpu: float  # this process's CPU seconds per wall second while it ran the load
+
+
+@dataclass(frozen=True)
+class ApiRow:
+    """One server: medians over the repeats of its append and read loads."""
+
+    name: str
+    append: Load
+    read: Load
+
+
+def _env(redis_url: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("REDIS_", "AGENT_MEMORY_", "CACHE_TTL"))
+        if not k.startswith(("REDIS_", "AGENT_MEMORY_", "CACHE_TTL", "PROMETHEUS_"))
     }
-    if redis_url:
-        env["REDIS_URL"] = redis_url
+    env["REDIS_URL"] = redis_url
     env["PYTHONPATH"] = str(_ROOT)
     return env
 
 
-def _agent_memory_command(port: int) -> list[str]:
+def _agent_memory_command(port: int, workers: int = 1) -> list[str]:
     exe = shutil.which("agent-memory", path=str(Path(sys.executable).parent))
     if exe is None:
         raise RuntimeError("agent-memory is not installed next to this Python")
-    return [exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return command + (["--workers", str(workers)] if workers > 1 else [])
 
 
 def _bare_command(port: int) -> list[str]:
@@ -76,85 +115,198 @@ def _get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 
 
-def _append_body(client: int, i: int) -> bytes:
-    text = f"Client {client} asks question {i}: when will order A-{i:06d} arrive?"
-    return json.dumps({"messages": [{"role": "user", "content": text}]}).encode()
+def _path(client: int) -> str:
+    return f"/api/v1/conversations/bench-api-{client}/messages"
 
 
-async def _client(port: int, client: int, n: int, kind: str, out: list[float]) -> None:
+def _requests(kind: str, client: int, n: int) -> list[bytes]:
+    """The raw requests of one connection, encoded before the clock starts: appends of corpus
+    messages in the corpus's order, each with an id no earlier run used; or reads."""
+    path = _path(client)
+    if kind == "read":
+        return [_get(f"{path}?limit={READ_LIMIT}")] * n
+    tag = f"{os.getpid()}-{next(_run_ids)}-{client}"
+    return [
+        _post(path, json.dumps({"messages": [record_from_langchain(m)]}).encode())
+        for m in data.conversation(tag, n)
+    ]
+
+
+async def _client(port: int, raws: list[bytes], out: list[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    path = f"/api/v1/conversations/bench-api-{client}/messages"
     try:
-        for i in range(n):
-            raw = (
-                _post(path, _append_body(client, i))
-                if kind == "append"
-                else _get(path + "?limit=20")
-            )
+        for raw in raws:
             start = time.perf_counter()
             status, body = await _request(reader, writer, raw)
             out.append(time.perf_counter() - start)
             if status not in (200, 201):
-                raise RuntimeError(f"{kind} answered {status}: {body[:200]!r}")
+                raise RuntimeError(f"answered {status}: {body[:300]!r}")
     finally:
         writer.close()
 
 
-async def _load(port: int, kind: str, n: int) -> tuple[float, float, float]:
-    """Requests/s, p50 and p99 ms of ``n`` requests per client, 16 clients at once."""
+async def _load(port: int, kind: str, n: int) -> Load:
+    """``n`` requests on each of the ``CLIENTS`` connections at once."""
+    per_client = [_requests(kind, c, n) for c in range(CLIENTS)]
     latencies: list[float] = []
-    start = time.perf_counter()
-    await asyncio.gather(*(_client(port, c, n, kind, latencies) for c in range(CLIENTS)))
+    cpu, start = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(_client(port, raws, latencies) for raws in per_client))
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     ms = sorted(x * 1000 for x in latencies)
-    return len(ms) / elapsed, statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return Load(len(ms) / elapsed, statistics.median(ms), p99, cpu / elapsed)
 
 
 async def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return
-    raise RuntimeError("server did not start listening")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await _request(reader, writer, _get("/health"))  # any answer: it serves HTTP
+            writer.close()
+            return
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("server did not answer HTTP")
 
 
-def _measure(
-    name: str, command: list[str], env: dict[str, str], port: int, n: int, repeats: int
-) -> ApiRow:
-    with tempfile.TemporaryDirectory(prefix="agent-memory-bench-api-") as cwd:
-        log = Path(cwd) / "server.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+class _Server:
+    """One server child process on a free port, with its log in a temporary directory."""
+
+    def __init__(self, name: str, redis_url: str, workers: int = 1) -> None:
+        self.name = name
+        self.port = free_port()
+        self.cwd = tempfile.TemporaryDirectory(prefix="agent-memory-bench-api-")
+        self.log = Path(self.cwd.name) / "server.log"
+        command = (
+            _bare_command(self.port) if name == BARE else _agent_memory_command(self.port, workers)
+        )
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                command, cwd=self.cwd.name, env=_env(redis_url), stdout=out, stderr=out
+            )
+
+    def load(self, kind: str, n: int) -> Load:
         try:
-            asyncio.run(_wait_ready(port, proc))
-            asyncio.run(_load(port, "append", max(2, n // 10)))  # warm up
-            runs = [
-                (asyncio.run(_load(port, "append", n)), asyncio.run(_load(port, "read", n)))
-                for _ in range(repeats)
-            ]
+            return asyncio.run(_load(self.port, kind, n))
         except Exception as exc:
-            raise RuntimeError(f"{exc}; server log: {log.read_text()[-2000:]}") from exc
+            raise RuntimeError(f"{self.name}: {exc}; log: {self.log.read_text()[-2000:]}") from exc
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    med = [statistics.median(run[k][j] for run in runs) for k in (0, 1) for j in (0, 1, 2)]
-    return ApiRow(name, *med)
+            self.cwd.cleanup()
+
+
+def _median(loads: list[Load]) -> Load:
+    return Load(*(statistics.median(getattr(x, f) for x in loads) for f in Load.__annotations__))
 
 
 def run(server: RedisProcess, *, quick: bool) -> list[ApiRow]:
-    """Ours (``agent-memory serve`` on ``server``, DB 2) and the bare ceiling, same load."""
+    """Ours with one worker and with two, and the bare route, each on its own database of
+    ``server``; the loads of the three interleaved, ``repeats`` times."""
     n, repeats = (5, 1) if quick else (150, 3)
-    port = free_port()
-    ours = _measure(
-        "agent-memory serve", _agent_memory_command(port), _env(f"{server.url}/2"), port, n, repeats
-    )
-    port = free_port()
-    bare = _measure("bare FastAPI route", _bare_command(port), _env(None), port, n, repeats)
-    return [ours, bare]
+    names = [(OURS, 1, 2), (BARE, 1, 3), (OURS_2, 2, 4)]
+    servers = [_Server(name, f"{server.url}/{db}", workers) for name, workers, db in names]
+    try:
+        for s in servers:
+            try:
+                asyncio.run(_wait_ready(s.port, s.proc))
+            except Exception as exc:
+                raise RuntimeError(f"{s.name}: {exc}; log: {s.log.read_text()[-2000:]}") from exc
+            s.load("append", max(2, n // 5))  # warm up, and at least READ_LIMIT messages each
+            s.load("append", READ_LIMIT)
+        got: dict[str, dict[str, list[Load]]] = {
+            s.name: {"append": [], "read": []} for s in servers
+        }
+        for repeat in range(repeats):
+            for kind in ("append", "read"):
+                turn = servers[repeat % len(servers) :] + servers[: repeat % len(servers)]
+                for s in turn:
+                    got[s.name][kind].append(s.load(kind, n))
+    finally:
+        for s in servers:
+            s.stop()
+    return [ApiRow(name, _median(v["append"]), _median(v["read"])) for name, v in got.items()]
+
+
+def render(rows: Sequence[ApiRow], quick: bool = False) -> list[str]:
+    by = {r.name: r for r in rows}
+    ours, bare, two = by[OURS], by[BARE], by[OURS_2]
+    append, read = ours.append.rps / bare.append.rps, ours.read.rps / bare.read.rps
+    scale_a, scale_r = two.append.rps / ours.append.rps, two.read.rps / ours.read.rps
+    targets = [
+        ("append >= 0.6x the bare route", f"{append:.2f}x", append >= 0.6),
+        ("read >= 0.8x the bare route", f"{read:.2f}x", read >= 0.8),
+        ("append p99 < 25 ms", f"{ours.append.p99:.1f} ms", ours.append.p99 < 25),
+        ("read p99 < 25 ms", f"{ours.read.p99:.1f} ms", ours.read.p99 < 25),
+        ("append, --workers 2 / one worker >= 1.5x", f"{scale_a:.2f}x", scale_a >= 1.5),
+        ("read, --workers 2 / one worker >= 1.5x", f"{scale_r:.2f}x", scale_r >= 1.5),
+    ]
+    lines = [
+        BEGIN,
+        "## REST API under 16 keep-alive clients",
+        "",
+        f"Written by `bench/api.py`{' (quick run)' if quick else ''}. Servers: "
+        "`agent-memory serve` (one uvicorn worker; then `--workers 2`) and `bench/bare.py`, the "
+        "route a user writes by hand around the same store calls (pydantic body of the "
+        "library's `Message`, `AsyncConversationStore.append` / `get_messages`, the stored "
+        "messages returned as dicts; no auth, body limit, metrics, response model or error "
+        "handlers), each a child process on its own database of one redis-server (AOF "
+        "everysec). Load: 16 keep-alive HTTP/1.1 connections over loopback from one asyncio "
+        "process, each appending corpus messages (one per request, own ids) to its own "
+        "conversation, then reading its last 20; runs interleaved, medians. The machine has "
+        f"{os.cpu_count()} CPUs shared by the servers, redis-server and the load generator "
+        "(its CPU share is in the last columns): `--workers 2` competes with both for them.",
+        "",
+        "| target (agent-memory serve) | measured | met |",
+        "|---|--:|:-:|",
+        *(f"| {name} | {got} | {'yes' if ok else '**no**'} |" for name, got, ok in targets),
+        "",
+        "| server | append req/s | p50 ms | p99 ms | read req/s | p50 ms | p99 ms "
+        "| load generator CPU (append / read) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in (ours, bare, two):
+        a, g = r.append, r.read
+        lines.append(
+            f"| {r.name} | {a.rps:,.0f} | {a.p50:.1f} | {a.p99:.1f} | {g.rps:,.0f} "
+            f"| {g.p50:.1f} | {g.p99:.1f} | {a.client_cpu:.0%} / {g.client_cpu:.0%} |"
+        )
+    return [*lines, "", END]
+
+
+def splice(existing: str, section: Sequence[str]) -> str:
+    """``existing`` RESULTS.md text with its API section replaced (or appended)."""
+    text = "\n".join(section)
+    if BEGIN in existing and END in existing:
+        head, rest = existing.split(BEGIN, 1)
+        return head + text + rest.split(END, 1)[1]
+    return existing.rstrip("\n") + "\n\n" + text + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a few requests (smoke test)")
+    p.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="agent-memory-bench-api-") as tmp:
+        server = RedisProcess(Path(tmp) / "aof-everysec", appendonly=True).start()
+        try:
+            section = render(run(server, quick=args.quick), args.quick)
+        finally:
+            server.stop()
+    old = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmark results\n"
+    args.out.write_text(splice(old, section), encoding="utf-8")
+    print("\n".join(section))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,19 +37,6 @@ class Static:
     scales: list[Scale]
 
 
-@dataclass(frozen=True)
-class ApiRow:
-    """One server under 16 concurrent clients: throughput and latency of append and read."""
-
-    name: str
-    append_rps: float
-    append_p50: float
-    append_p99: float
-    read_rps: float
-    read_p50: float
-    read_p99: float
-
-
 def versions(client: redis.Redis) -> dict[str, str]:
     info: dict[str, Any] = client.info("server")
     out = {
@@ -173,16 +160,6 @@ def _static_targets(static: Static) -> list[Row]:
     return rows
 
 
-def _api_targets(api: list[ApiRow]) -> list[Row]:
-    ours, bare = api[0], api[1]
-    got = ours.append_rps / bare.append_rps
-    return [
-        ("API append >= 0.5x bare FastAPI", f"{got:.2f}x", got >= 0.5),
-        ("API append p99 < 25 ms", f"{ours.append_p99:.1f} ms", ours.append_p99 < 25),
-        ("API read p99 < 25 ms", f"{ours.read_p99:.1f} ms", ours.read_p99 < 25),
-    ]
-
-
 def _construction_targets(c: Construction) -> list[Row]:
     return [
         (
@@ -213,13 +190,10 @@ def _construction_table(c: Construction) -> list[str]:
 def _targets(
     rates: list[ServerRates],
     static: Static,
-    api: list[ApiRow] | None,
     construction: Construction,
 ) -> list[str]:
     rows = [row for sr in rates for row in _rate_targets(sr)] + _static_targets(static)
     rows += _construction_targets(construction)
-    if api:
-        rows += _api_targets(api)
     lines = ["| target | measured | met |", "|---|--:|:-:|"]
     lines += [f"| {name} | {got} | {'yes' if ok else '**no**'} |" for name, got, ok in rows]
     return lines
@@ -228,7 +202,6 @@ def _targets(
 def render(
     rates: list[ServerRates],
     static: Static,
-    api: list[ApiRow] | None,
     construction: Construction,
     vers: dict[str, str],
     repeats: int,
@@ -261,7 +234,7 @@ def render(
         "",
         "## Targets",
         "",
-        *_targets(rates, static, api, construction),
+        *_targets(rates, static, construction),
         "",
         "## Throughput (higher is better)",
         "",
@@ -302,18 +275,4 @@ def render(
             f"| {s.what} | {s.small} | {s.large} | {s.small_ms:.3f} | {s.large_ms:.3f} "
             f"| {s.ratio:.2f}x |"
         )
-    lines += ["", "## REST API under 16 concurrent clients", ""]
-    if api is None:
-        lines.append("Not measured in this run.")
-    else:
-        lines += [
-            "| server | append req/s | append p50 ms | append p99 ms | read req/s "
-            "| read p50 ms | read p99 ms |",
-            "|---|--:|--:|--:|--:|--:|--:|",
-        ]
-        for a in api:
-            lines.append(
-                f"| {a.name} | {a.append_rps:,.0f} | {a.append_p50:.1f} | {a.append_p99:.1f} "
-                f"| {a.read_rps:,.0f} | {a.read_p50:.1f} | {a.read_p99:.1f} |"
-            )
     return "\n".join(lines) + "\n"

@@ -118,3 +118,102 @@ def test_serve_embedded_keeps_data_across_restarts_and_stops_its_server(tmp_path
     with serving(env, tmp_path / "serve2.log") as (proc, base):
         assert talk(base, "e2e", "second") == ["first", "second"]
         assert stop(proc) == 0
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    """True if ``pid`` is a process that has not exited (a zombie waiting to be reaped by
+    whoever inherited it has exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _owner_of_peer(port: int, client_port: int, pids: set[int]) -> int | None:
+    """The pid among ``pids`` whose socket is the server side of the loopback connection from
+    ``client_port`` to ``port`` (matched through /proc/net/tcp inodes)."""
+    want = f"0100007F:{client_port:04X}"
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[1] == f"0100007F:{port:04X}" and cols[2] == want:
+            inode = cols[9]
+    for pid in pids:
+        try:
+            links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        except OSError:
+            continue
+        if f"socket:[{inode}]" in links:
+            return pid
+    return None
+
+
+@pytest.mark.redis_server
+def test_serve_workers_embedded_share_one_redis_and_all_stop_on_sigterm(tmp_path: Path) -> None:
+    env = clean_env(AGENT_MEMORY_DATA_DIR=str(tmp_path / "data"))
+    log = tmp_path / "serve.log"
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, base, log)
+        family = _children(proc.pid)
+        servers = [p for p in family if b"redis-server" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(servers) == 1, log.read_text()  # one embedded server for all the workers
+        workers = family - set(servers)
+        served: set[int] = set()
+        # New connections until two workers have each answered one (the kernel picks which
+        # worker accepts a connection): bounded, and each append must be stored.
+        for i in range(200):
+            with httpx.Client(base_url=base, timeout=5) as http:
+                url = "/api/v1/conversations/workers/messages"
+                got = http.post(url, json={"messages": [{"role": "user", "content": f"m{i}"}]})
+                assert got.status_code == 201, got.text
+                client_port = next(
+                    int(line.split()[1].split(":")[1], 16)
+                    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                    if line.split()[2] == f"0100007F:{port:04X}" and line.split()[3] == "01"
+                )
+                owner = _owner_of_peer(port, client_port, workers)
+                if owner is not None:
+                    served.add(owner)
+            if len(served) >= 2:
+                break
+        assert len(served) >= 2, f"only {served} of {workers} answered"
+        messages = httpx.get(f"{base}/api/v1/conversations/workers/messages?limit=500").json()
+        assert [m["content"] for m in messages["messages"]] == [f"m{j}" for j in range(i + 1)]
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    match = re.search(r"embedded Redis at redis://127\.0\.0\.1:(\d+)", log.read_text())
+    assert match, log.read_text()
+    assert not {p for p in family if _running(p)}  # the workers and the server are gone
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=int(match.group(1)), socket_connect_timeout=0.5).ping()

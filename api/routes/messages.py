@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from agent_memory.codec import StoredMessage
 from api.deps import State, Store
@@ -17,15 +17,16 @@ from api.params import (
     page_limit,
     parse_idempotency_key,
 )
-from api.schemas import MessageList, MessagesIn, StoredMessageOut
+from api.schemas import MessageList, MessagesIn, message_list_json
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"])
 
 DEFAULT_PAGE = 100
 
 
-def _out(messages: list[StoredMessage]) -> MessageList:
-    return MessageList(messages=[StoredMessageOut.model_validate(m.to_dict()) for m in messages])
+def _out(messages: list[StoredMessage], status: int = 200) -> Response:
+    """The MessageList answer, encoded once here (``response_model`` documents it)."""
+    return Response(message_list_json(messages), status, media_type="application/json")
 
 
 @router.post(
@@ -54,14 +55,14 @@ async def append_messages(
     store: Store,
     state: State,
     idempotency_key: IdempotencyKey = None,
-) -> MessageList:
+) -> Response:
     """Append messages atomically; idempotent by message id and ``Idempotency-Key``."""
     records: list[dict[str, Any]] = [m.to_record() for m in body.messages]
     key = parse_idempotency_key(idempotency_key)
     with state.metrics.timed("append"):
         stored = await store.append(conversation_id, records, idempotency_key=key)
     state.metrics.appended.inc(sum(1 for m in stored if m.added))
-    return _out(stored)
+    return _out(stored, 201)
 
 
 @router.get(
@@ -77,7 +78,7 @@ async def get_messages(
     limit: Limit = None,
     before: Cursor = None,
     after: Cursor = None,
-) -> MessageList:
+) -> Response:
     """Oldest first. By default the last ``limit`` messages (100, at most the configured page
     size); with ``before`` the ``limit`` messages just before that cursor, with ``after`` the
     ``limit`` messages just after it."""
