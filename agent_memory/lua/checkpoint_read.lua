@@ -2,11 +2,13 @@
 -- ARGV: 1 ttl_ms to refresh the thread's expiry ('' = reads do not extend it), 2 mode:
 --   'one'    ARGV[3] = the checkpoint (ns NUL id)
 --   'latest' ARGV[3] = ns: the newest checkpoint of that namespace
+--   (both: ARGV[4] = the messages reference the caller holds decoded, '' or absent = none)
 --   'page'   ARGV[3], ARGV[4] = high and low bounds (ZREVRANGEBYLEX), ARGV[5] = count
 --   'history' ARGV[3] = ns, ARGV[4] = checkpoint id ('' = latest), ARGV[5..] = channels:
 --            get_delta_channel_history's walk up the parent chain (see history())
 -- Returns a list of {checkpoint, record, values, writes}: values are (field, value) pairs, a
--- messages reference read as {reference, payload...}; writes are the members of KEYS[7].
+-- messages reference read as {reference, payload...}, or {reference, 1} when it is the one the
+-- caller holds (ARGV[4]); writes are the members of KEYS[7].
 local function latest(ns)
   return redis.call('ZREVRANGEBYLEX', KEYS[5], '[' .. ns .. SEP .. '\255', '[' .. ns .. SEP,
     'LIMIT', 0, 1)[1]
@@ -17,7 +19,12 @@ local function writes_of(member)
   return redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
 end
 
+local cached = ARGV[2] ~= 'history' and ARGV[2] ~= 'page' and ARGV[4] or ''
+
 local function messages(ref)
+  if ref == cached then
+    return {ref, 1}
+  end
   local out = {ref}
   local first = true
   local from

@@ -19,7 +19,7 @@ from agent_memory.plans.checkpoint_format import (
     head_record,
     unframe,
 )
-from agent_memory.plans.checkpoint_messages import MESSAGES_CHANNEL, Known
+from agent_memory.plans.checkpoint_messages import MESSAGES_CHANNEL, Known, Remembered
 from agent_memory.plans.conversations import ConversationPlans
 
 
@@ -72,8 +72,11 @@ class CheckpointContext:
         ]
 
     # -- what the read script returns -------------------------------------------------------
-    def _tuple(self, thread_id: str, found: Sequence[Any]) -> CheckpointTuple:
-        """{checkpoint, record, values, writes} as a CheckpointTuple."""
+    def _tuple(
+        self, thread_id: str, found: Sequence[Any], cached: Remembered | None = None
+    ) -> CheckpointTuple:
+        """{checkpoint, record, values, writes} as a CheckpointTuple (``cached``: the
+        remembered messages the read named, :class:`Known`)."""
         name, stored_head, values, writes = found
         ns_raw, _, id_raw = as_bytes(name).partition(SEP)
         ns, checkpoint_id = ns_raw.decode(), id_raw.decode()
@@ -84,7 +87,7 @@ class CheckpointContext:
             if value is None or value == EMPTY:
                 continue
             channel = as_bytes(values[i]).split(SEP)[2].decode()
-            channel_values[channel] = self._value(thread_id, ns, value)
+            channel_values[channel] = self._value(thread_id, ns, value, cached)
         target = Target(thread_id, ns, None)
         parent = saved["parent"]
         return CheckpointTuple(
@@ -95,10 +98,10 @@ class CheckpointContext:
             pending_writes=[w for w in map(self._write, writes) if w is not None],
         )
 
-    def _value(self, thread_id: str, ns: str, value: Any) -> Any:
+    def _value(self, thread_id: str, ns: str, value: Any, cached: Remembered | None = None) -> Any:
         """A stored channel value: a messages reference (read as a list) or serde bytes."""
         if isinstance(value, list):
-            return self.known.read(thread_id, ns, value)
+            return self.known.read(thread_id, ns, value, cached)
         return self.serde.loads_typed(unframe(as_bytes(value)))
 
     def _write(self, stored: Any, channels: Collection[str] | None = None) -> PendingWrite | None:

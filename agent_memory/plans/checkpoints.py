@@ -119,13 +119,14 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         """Put with the messages as a reference; False (nothing stored) when they must be
         stored in full instead."""
         name, value = messages
-        section = self.known.section(thread_id, value, self.store.config.max_message_bytes)
-        if section is None:
+        found = self.known.section(thread_id, value, self.store.config.max_message_bytes)
+        if found is None:
             return False
+        section, kept = found
         argv = [*head_args, len(pairs) // 2, *pairs, name, *section]
         reply = yield from self._put_call(thread_id, argv, calls)
         if reply[0]:
-            self.known.remember(thread_id, value, text(reply[1]))
+            self.known.remember(thread_id, value, text(reply[1]), kept)
         return bool(reply[0])
 
     def _put_call(self, thread_id: str, argv: list[Any], calls: list[Call]) -> Plan[list[Any]]:
@@ -169,5 +170,8 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             args: tuple[Any, ...] = ("one", member(ns, target.checkpoint_id))
         else:
             args = ("latest", ns.encode())
-        found = yield from self._read(target.thread_id, *args)
-        return self._tuple(target.thread_id, found[0]) if found else None
+        cached = self.known.get(target.thread_id)
+        if cached is not None and cached[1] == FULL:
+            cached = None
+        found = yield from self._read(target.thread_id, *args, cached[1] if cached else "")
+        return self._tuple(target.thread_id, found[0], cached) if found else None
