@@ -14,9 +14,37 @@ local function latest(ns)
     'LIMIT', 0, 1)[1]
 end
 
+-- A pending write's member, or {member, payload...} for one stored as a reference (its type,
+-- the 7th part, is 'am.ref'; then the shape and the cursors of its messages).
+local function write_of(stored)
+  local at = 0
+  for _ = 1, 6 do
+    at = string.find(stored, SEP, at + 1, true)
+  end
+  if string.sub(stored, at + 1, at + 7) ~= 'am.ref' .. SEP then
+    return stored
+  end
+  local out, first = {stored}, true
+  for token in string.gmatch(string.sub(stored, at + 8), '%S+') do
+    if first then
+      first = false
+    else
+      local payload = entry_payload(token)
+      if payload then
+        out[#out + 1] = payload
+      end
+    end
+  end
+  return out
+end
+
 local function writes_of(member)
   local prefix = member .. SEP
-  return redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
+  local found = redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
+  for i = 1, #found do
+    found[i] = write_of(found[i])
+  end
+  return found
 end
 
 local cached = ARGV[2] ~= 'history' and ARGV[2] ~= 'page' and ARGV[4] or ''

@@ -10,6 +10,7 @@ from langgraph.checkpoint.base import CheckpointTuple, PendingWrite
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_memory import scripts
+from agent_memory.errors import AgentMemoryError
 from agent_memory.plan import Call, Plan
 from agent_memory.plans.checkpoint_format import (
     EMPTY,
@@ -19,7 +20,14 @@ from agent_memory.plans.checkpoint_format import (
     head_record,
     unframe,
 )
-from agent_memory.plans.checkpoint_messages import MESSAGES_CHANNEL, Known, Remembered
+from agent_memory.plans.checkpoint_messages import (
+    LIST,
+    MESSAGES_CHANNEL,
+    Known,
+    PendingMessages,
+    Remembered,
+    message_from_payload,
+)
 from agent_memory.plans.conversations import ConversationPlans
 
 
@@ -37,6 +45,7 @@ class CheckpointContext:
         self.serde = serde
         self.messages_channel = messages_channel
         self.known = Known()
+        self.consumed = PendingMessages()
 
     def _keys(self, thread_id: str) -> tuple[str, ...]:
         """A checkpoint script's keys (lua/_checkpoint.lua): the thread's eight, then the
@@ -105,9 +114,22 @@ class CheckpointContext:
         return self.serde.loads_typed(unframe(as_bytes(value)))
 
     def _write(self, stored: Any, channels: Collection[str] | None = None) -> PendingWrite | None:
-        """A pending write from its member (None if its channel is not in ``channels``)."""
+        """A pending write from its member (None if its channel is not in ``channels``); a
+        write of messages stored as a reference comes as [member, payload...]."""
+        payloads = None
+        if isinstance(stored, list):
+            stored, payloads = stored[0], stored[1:]
         parts = as_bytes(stored).split(SEP, 7)
         task_id, channel = parts[3].decode(), parts[5].decode()
         if channels is not None and channel not in channels:
             return None
-        return (task_id, channel, self.serde.loads_typed((parts[6].decode(), parts[7])))
+        if payloads is None:
+            return (task_id, channel, self.serde.loads_typed((parts[6].decode(), parts[7])))
+        shape, *cursors = parts[7].split(b" ")
+        if len(cursors) != len(payloads):
+            raise AgentMemoryError(
+                f"a pending write refers to {len(cursors)} messages of the conversation's "
+                f"stream but {len(payloads)} are left (trimmed?)"
+            )
+        messages = [message_from_payload(as_bytes(p)) for p in payloads]
+        return (task_id, channel, messages if shape == LIST else messages[0])

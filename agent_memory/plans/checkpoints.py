@@ -46,7 +46,7 @@ from agent_memory.plans.checkpoint_format import (
     write_key,
 )
 from agent_memory.plans.checkpoint_history import CheckpointHistoryPlans, Listing, pages
-from agent_memory.plans.checkpoint_messages import FULL, storable
+from agent_memory.plans.checkpoint_messages import FULL, Consumed, storable
 from agent_memory.replies import text
 
 __all__ = ["CheckpointPlans", "Listing", "pages"]
@@ -77,6 +77,9 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         stored_head = head(names, parent, run_id, frame(self.serde.dumps_typed(record)))
         head_args = [self._ttl, target.thread_id, member(ns, checkpoint_id), stored_head, run_id]
         pairs, messages = self._values(ns, values, new_versions)
+        # the values, then the parent's pending message writes to store as references
+        refs = self.consumed.section(target.thread_id, ns, parent)
+        pairs = [len(pairs) // 2, *pairs, *refs]
         calls: list[Call] = []
         if run_id and self.store.config.cluster:
             calls = self._run_index_calls([run_id], target.thread_id)
@@ -85,18 +88,23 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
                 target.thread_id, head_args, pairs, messages, calls
             )
             if stored:
+                if refs[0]:
+                    self.consumed.forget(target.thread_id)
                 return target.config(checkpoint_id)
-            pairs += (messages[0], frame(self.serde.dumps_typed(messages[1])))
+            pairs[0] += 1
+            pairs[1:1] = (messages[0], frame(self.serde.dumps_typed(messages[1])))
             self.known.remember(target.thread_id, messages[1], FULL)
-        yield from self._put_call(target.thread_id, [*head_args, len(pairs) // 2, *pairs], calls)
+        yield from self._put_call(target.thread_id, [*head_args, *pairs], calls)
+        if refs[0]:
+            self.consumed.forget(target.thread_id)
         return target.config(checkpoint_id)
 
     def _values(
         self, ns: str, values: dict[str, Any], new_versions: ChannelVersions
-    ) -> tuple[list[bytes], tuple[bytes, list[BaseMessage]] | None]:
+    ) -> tuple[list[Any], tuple[bytes, list[BaseMessage]] | None]:
         """The (field, value) pairs of the new versions, and the messages channel's field and
         list when it goes to the stream."""
-        pairs: list[bytes] = []
+        pairs: list[Any] = []
         messages = None
         for channel, version in new_versions.items():
             name = value_field(ns, channel, version)
@@ -112,7 +120,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         self,
         thread_id: str,
         head_args: list[Any],
-        pairs: list[bytes],
+        pairs: list[Any],
         messages: tuple[bytes, list[BaseMessage]],
         calls: list[Call],
     ) -> Plan[bool]:
@@ -123,7 +131,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         if found is None:
             return False
         section, kept = found
-        argv = [*head_args, len(pairs) // 2, *pairs, name, *section]
+        argv = [*head_args, *pairs, name, *section]
         reply = yield from self._put_call(thread_id, argv, calls)
         if reply[0]:
             self.known.remember(thread_id, value, text(reply[1]), kept)
@@ -152,13 +160,20 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             target.thread_id,
             member(target.ns or "", target.checkpoint_id) + SEP,
         ]
+        refs: list[Consumed] = []
         for idx, (channel, value) in enumerate(writes):
             special = WRITES_IDX_MAP.get(channel)
             key = write_key(path, task, idx if special is None else special)
             stored = part(channel, "channel") + SEP + frame(self.serde.dumps_typed(value))
             argv += (key, b"0" if special is None else b"1", stored)
+            if special is None and target.ns == "" and channel == self.messages_channel:
+                ref = Consumed.of(key, value, self.store.config.max_message_bytes)
+                if ref is not None:
+                    refs.append(ref)
         if len(argv) == 3:
             return
+        # before the round trip: LangGraph may put the next checkpoint before this one returns
+        self.consumed.add(target.thread_id, argv[2], refs)
         (reply,) = yield [Call.run(scripts.CHECKPOINT_WRITES, self._keys(target.thread_id), argv)]
         if self.store.config.cluster:
             yield from self.store._touch_indexes(target.thread_id, reply[-4:])
