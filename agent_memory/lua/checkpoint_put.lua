@@ -2,10 +2,8 @@
 -- channel of the root namespace, a reference to the thread's stream, to which the messages
 -- not stored yet are appended (the entry format of append.lua).
 -- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 its head (see parse_head), 5 run
--- id or '', 6 n, then n (field, value) pairs; then w, the parent's pending writes of messages
--- to store as references: w times (member prefix and key, shape 'L' list / 'M' message, k,
--- then k (message id, payload) pairs); then the messages field ('' = none), its base reference
--- ('' = none) and (message id or '', payload) pairs.
+-- id or '', 6 n, then n (field, value) pairs; then the messages
+-- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs.
 -- A reference is "count from to from to ...": the count, then inclusive cursor ranges.
 -- Returns {1, reference or ''}, or {0, i} storing nothing when the i-th message's id is in
 -- the stream with other content (the caller stores that value in full instead).
@@ -14,11 +12,7 @@ local conv_id = ARGV[2]
 local member = ARGV[3]
 local run = ARGV[5]
 local n = tonumber(ARGV[6])
-local writes_at = 7 + 2 * n
-local msg_at = writes_at + 1
-for _ = 1, tonumber(ARGV[writes_at]) do
-  msg_at = msg_at + 3 + 2 * tonumber(ARGV[msg_at + 2])
-end
+local msg_at = 7 + 2 * n
 local msg_field = ARGV[msg_at] or ''
 local now = now_ms()
 local added = 0
@@ -90,29 +84,37 @@ if msg_field ~= '' then
   redis.call('HSET', KEYS[6], msg_field, MESSAGES .. ref)
 end
 
--- A pending write of the parent whose messages are all in the stream with the same payload
--- becomes a reference to their entries (am.ref, the shape, then the cursors).
-local at = writes_at + 1
-for _ = 1, tonumber(ARGV[writes_at]) do
-  local head, k = ARGV[at] .. SEP, tonumber(ARGV[at + 2])
-  local cursors = {ARGV[at + 1]}
-  for j = at + 3, at + 1 + 2 * k, 2 do
-    local cursor = redis.call('HGET', KEYS[3], ARGV[j])
-    if not cursor or entry_payload(cursor) ~= ARGV[j + 1] then
-      cursors = false
-      break
+-- The parent's pending writes of messages not yet in the stream when they were written
+-- (checkpoint_writes.lua left their spec in the data hash): those whose messages are now all
+-- there with the same payloads become references to them; the spec goes.
+local _, parent = parse_head(ARGV[4])
+if parent ~= '' then
+  local field = 'p' .. SEP .. ns_of(member) .. SEP .. parent .. SEP
+  local spec = redis.call('HGET', KEYS[6], field)
+  if spec then
+    local items, at = {}, 1
+    while at <= #spec do
+      local colon = string.find(spec, ':', at, true)
+      local len = tonumber(string.sub(spec, at, colon - 1))
+      items[#items + 1] = string.sub(spec, colon + 1, colon + len)
+      at = colon + len + 1
     end
-    cursors[#cursors + 1] = cursor
+    local prefix = string.sub(field, 3)
+    local j = 1
+    while j <= #items do
+      local head, k = prefix .. items[j] .. SEP, tonumber(items[j + 2])
+      local cursors = message_cursors(items, j + 3, k, items[j + 1])
+      local old = cursors and redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255',
+        'LIMIT', 0, 1)[1]
+      if old then
+        redis.call('ZREM', KEYS[7], old)
+        redis.call('ZADD', KEYS[7], 0, head .. string.match(old, '^([^%z]*)', #head + 1) .. SEP ..
+          'am.ref' .. SEP .. cursors)
+      end
+      j = j + 3 + 2 * k
+    end
+    redis.call('HDEL', KEYS[6], field)
   end
-  local old = cursors and redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255',
-    'LIMIT', 0, 1)[1]
-  if old then
-    local channel = string.match(old, '^([^%z]*)', #head + 1)
-    redis.call('ZREM', KEYS[7], old)
-    redis.call('ZADD', KEYS[7], 0, head .. channel .. SEP .. 'am.ref' .. SEP ..
-      table.concat(cursors, ' '))
-  end
-  at = at + 3 + 2 * k
 end
 
 redis.call('ZADD', KEYS[5], 0, member)

@@ -24,7 +24,6 @@ from agent_memory.plans.checkpoint_messages import (
     LIST,
     MESSAGES_CHANNEL,
     Known,
-    PendingMessages,
     Remembered,
     message_from_payload,
 )
@@ -45,7 +44,6 @@ class CheckpointContext:
         self.serde = serde
         self.messages_channel = messages_channel
         self.known = Known()
-        self.consumed = PendingMessages()
 
     def _keys(self, thread_id: str) -> tuple[str, ...]:
         """A checkpoint script's keys (lua/_checkpoint.lua): the thread's eight, then the

@@ -177,8 +177,9 @@ REF_TYPE = b"am.ref"
 @dataclass(frozen=True, slots=True)
 class Consumed:
     """A pending write of the root ``messages`` channel that is a message or a list of them,
-    each with an id: once the next checkpoint has put them in the stream, the put script stores
-    the write as ``am.ref`` and cursors (checked payload by payload) instead of a second copy."""
+    each with an id, sent with their payloads: once they are all in the stream with those
+    payloads (now, or when the next checkpoint's put has appended them), the write is stored
+    as ``am.ref`` and their cursors instead of a second copy (lua/checkpoint_writes.lua)."""
 
     key: bytes
     shape: bytes
@@ -199,39 +200,3 @@ class Consumed:
             except InvalidInput:
                 return None
         return cls(key, shape, tuple(out))
-
-
-@dataclass
-class PendingMessages:
-    """Per thread, the message writes this saver stored for its latest checkpoint (the
-    prefix ``ns NUL id NUL`` of their members): what the next put may turn into references."""
-
-    threads: dict[str, tuple[bytes, list[Consumed]]] = field(default_factory=dict)
-
-    def add(self, thread_id: str, prefix: bytes, writes: list[Consumed]) -> None:
-        known = self.threads.get(thread_id)
-        if known is not None and known[0] == prefix:
-            known[1].extend(writes)
-            return
-        if not writes:
-            return
-        if len(self.threads) >= KNOWN_THREADS and thread_id not in self.threads:
-            self.threads.clear()
-        self.threads[thread_id] = (prefix, list(writes))
-
-    def forget(self, thread_id: str) -> None:
-        self.threads.pop(thread_id, None)
-
-    def section(self, thread_id: str, ns: str, parent: bytes) -> list[Any]:
-        """The put script's writes section for a checkpoint of ``ns`` whose parent is
-        ``parent``: the count, then per write its member prefix and key, shape, count and
-        (id, payload) pairs."""
-        known = self.threads.get(thread_id)
-        if ns != "" or not parent or known is None or known[0] != b"\0" + parent + b"\0":
-            return [0]
-        out: list[Any] = [len(known[1])]
-        for write in known[1]:
-            out += (known[0] + write.key, write.shape, len(write.messages))
-            for mid, payload in write.messages:
-                out += (mid, payload)
-        return out

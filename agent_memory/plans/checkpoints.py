@@ -78,8 +78,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         head_args = [self._ttl, target.thread_id, member(ns, checkpoint_id), stored_head, run_id]
         pairs, messages = self._values(ns, values, new_versions)
         # the values, then the parent's pending message writes to store as references
-        refs = self.consumed.section(target.thread_id, ns, parent)
-        pairs = [len(pairs) // 2, *pairs, *refs]
+        pairs = [len(pairs) // 2, *pairs]
         calls: list[Call] = []
         if run_id and self.store.config.cluster:
             calls = self._run_index_calls([run_id], target.thread_id)
@@ -88,15 +87,11 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
                 target.thread_id, head_args, pairs, messages, calls
             )
             if stored:
-                if refs[0]:
-                    self.consumed.forget(target.thread_id)
                 return target.config(checkpoint_id)
             pairs[0] += 1
             pairs[1:1] = (messages[0], frame(self.serde.dumps_typed(messages[1])))
             self.known.remember(target.thread_id, messages[1], FULL)
         yield from self._put_call(target.thread_id, [*head_args, *pairs], calls)
-        if refs[0]:
-            self.consumed.forget(target.thread_id)
         return target.config(checkpoint_id)
 
     def _values(
@@ -160,20 +155,22 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             target.thread_id,
             member(target.ns or "", target.checkpoint_id) + SEP,
         ]
-        refs: list[Consumed] = []
         for idx, (channel, value) in enumerate(writes):
             special = WRITES_IDX_MAP.get(channel)
             key = write_key(path, task, idx if special is None else special)
             stored = part(channel, "channel") + SEP + frame(self.serde.dumps_typed(value))
             argv += (key, b"0" if special is None else b"1", stored)
+            ref = None
             if special is None and target.ns == "" and channel == self.messages_channel:
                 ref = Consumed.of(key, value, self.store.config.max_message_bytes)
-                if ref is not None:
-                    refs.append(ref)
+            if ref is None:
+                argv.append(0)
+                continue
+            argv += (len(ref.messages), ref.shape)
+            for mid, payload in ref.messages:
+                argv += (mid, payload)
         if len(argv) == 3:
             return
-        # before the round trip: LangGraph may put the next checkpoint before this one returns
-        self.consumed.add(target.thread_id, argv[2], refs)
         (reply,) = yield [Call.run(scripts.CHECKPOINT_WRITES, self._keys(target.thread_id), argv)]
         if self.store.config.cluster:
             yield from self.store._touch_indexes(target.thread_id, reply[-4:])
