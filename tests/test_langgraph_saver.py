@@ -409,6 +409,21 @@ def test_every_key_of_a_thread_has_the_ttl_and_a_write_refreshes_it(
     assert all(900_000 < t <= 1_000_000 for t in ttls), ttls
 
 
+def test_an_append_through_the_store_refreshes_the_threads_checkpoint_keys(
+    saver: RedisSaver, backend: Any
+) -> None:
+    _graph(saver).invoke({"messages": [HumanMessage("hi", id="a1")]}, _config("tt"))
+    keys = saver.store.keys.conversation("tt")
+    for key in keys.thread:
+        backend.client.pexpire(key, 60_000)  # as if the last checkpoint were long ago
+    saver.store.append("tt", [{"role": "user", "content": "from REST", "id": "a2"}])
+    present = [key for key in (*keys.all, *keys.thread) if backend.client.exists(key)]
+    assert set(keys.thread[:3]) <= set(present)
+    expiries = {backend.client.pexpiretime(key) for key in present}
+    assert len(expiries) == 1  # one absolute expiry for all of them
+    assert backend.client.pttl(keys.checkpoints) > 60_000
+
+
 def test_deleting_the_conversation_deletes_the_threads_checkpoints(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:
