@@ -424,6 +424,24 @@ def test_an_append_through_the_store_refreshes_the_threads_checkpoint_keys(
     assert backend.client.pttl(keys.checkpoints) > 60_000
 
 
+def test_after_a_message_is_replaced_under_its_id_the_conversation_still_gets_new_ones(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("first", id="r1")]}, _config("edit"))
+    graph.update_state(_config("edit"), {"messages": [HumanMessage("edited", id="r1")]})
+    out = graph.invoke({"messages": [HumanMessage("second", id="r2")]}, _config("edit"))
+    assert out["messages"][0].content == "edited"  # the graph's state: the edit, exactly
+    stored = saver.store.get_messages("edit")
+    # every message the graph added reaches the conversation; r1 keeps the content it was
+    # first stored with (one entry per id: the edit lives in the checkpoint, stored in full)
+    assert [m.id for m in stored] == [m.id for m in out["messages"]]
+    assert [m.record["content"] for m in stored][0] == "first"
+    assert [m.record["content"] for m in stored][2] == "second"
+    state = _graph(_fresh(backend, settings)).get_state(_config("edit")).values
+    assert state["messages"] == out["messages"]
+
+
 def test_deleting_the_conversation_deletes_the_threads_checkpoints(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:

@@ -3,7 +3,9 @@
 -- not stored yet are appended (the entry format of append.lua).
 -- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 its head (see parse_head), 5 run
 -- id or '', 6 n, then n (field, value) pairs; then the messages
--- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs.
+-- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs; or,
+-- for a messages value stored in full among the pairs, '' and '+' then (message id, payload)
+-- pairs of its messages to append to the stream if their id is not there.
 -- A reference is "count from to from to ...": the count, then inclusive cursor ranges.
 -- Returns {1, reference or ''}, or {0, i} storing nothing when the i-th message's id is in
 -- the stream with other content (the caller stores that value in full instead).
@@ -82,6 +84,17 @@ if msg_field ~= '' then
   end
   ref = decimal(count or 0) .. (#ranges > 0 and ' ' .. table.concat(ranges, ' ') or '')
   redis.call('HSET', KEYS[6], msg_field, MESSAGES .. ref)
+end
+
+-- A messages value stored in full (field '', then '+'): its messages whose id the stream does
+-- not hold yet are appended, so the conversation still shows what the graph added.
+if msg_field == '' and ARGV[msg_at + 1] == '+' then
+  for i = msg_at + 2, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 0 then
+      redis.call('HSET', KEYS[3], ARGV[i], redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1]))
+      added = added + 1
+    end
+  end
 end
 
 -- The parent's pending writes of messages not yet in the stream when they were written

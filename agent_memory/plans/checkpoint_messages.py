@@ -145,6 +145,23 @@ class Known:
             out += (mid, payload)
         return out, kept
 
+    def appendix(self, thread_id: str, value: list[BaseMessage], limit: int) -> list[Any]:
+        """(id, payload) of the messages of a value stored in full that the stream may not
+        hold yet (those after the remembered list, or all of them): the put script appends
+        those whose id it does not hold, so the conversation (REST, history, export) still
+        gets every new message of a thread whose list had to be stored in full."""
+        ref, kept = self.base(thread_id, value)
+        out: list[Any] = []
+        for i, message in enumerate(value[len(kept) if ref else 0 :]):
+            mid = message.id
+            if not isinstance(mid, str) or not mid or len(mid) > 256:
+                continue
+            try:
+                out += (mid, encode_record(record_from_langchain(message), limit, i))
+            except InvalidInput:
+                continue
+        return out
+
     def read(
         self, thread_id: str, ns: str, value: list[Any], cached: Remembered | None = None
     ) -> list[BaseMessage]:

@@ -90,6 +90,10 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
                 return target.config(checkpoint_id)
             pairs[0] += 1
             pairs[1:1] = (messages[0], frame(self.serde.dumps_typed(messages[1])))
+            limit = self.store.config.max_message_bytes
+            appendix = self.known.appendix(target.thread_id, messages[1], limit)
+            if appendix:
+                pairs += (b"", b"+", *appendix)  # new messages still go to the stream
             self.known.remember(target.thread_id, messages[1], FULL)
         yield from self._put_call(target.thread_id, [*head_args, *pairs], calls)
         return target.config(checkpoint_id)
