@@ -10,6 +10,7 @@ from langgraph.checkpoint.base import CheckpointTuple, PendingWrite
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_memory import scripts
+from agent_memory.codec import message_from_payload
 from agent_memory.errors import AgentMemoryError
 from agent_memory.plan import Call, Plan
 from agent_memory.plans.checkpoint_format import (
@@ -25,7 +26,6 @@ from agent_memory.plans.checkpoint_messages import (
     MESSAGES_CHANNEL,
     Known,
     Remembered,
-    message_from_payload,
 )
 from agent_memory.plans.conversations import ConversationPlans
 
