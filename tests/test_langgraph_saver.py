@@ -160,6 +160,21 @@ def test_pending_writes_of_messages_refer_to_the_stream_and_read_back_equal(
     assert first_inputs == [[HumanMessage("turn 0", id="h0")]]
 
 
+def test_pruning_a_checkpoint_drops_the_spec_of_its_message_writes(
+    saver: RedisSaver, backend: Any
+) -> None:
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("one", id="s1")]}, _config("spec"))
+    older = list(saver.list(_config("spec")))[1]  # not the latest: no put will follow it
+    # writes on it (as a fork would make) that no child checkpoint consumes
+    saver.put_writes(older.config, [("messages", [HumanMessage("two", id="s2")])], "task-x")
+    data = saver.store.keys.conversation("spec").data
+    assert [f for f in backend.client.hkeys(data) if f.startswith(b"p\0")]
+    graph.invoke({"messages": [HumanMessage("three", id="s3")]}, _config("spec"))
+    saver.prune(["spec"])
+    assert not [f for f in backend.client.hkeys(data) if f.startswith(b"p\0")]
+
+
 def test_a_write_whose_message_differs_from_the_stream_is_stored_in_full(
     saver: RedisSaver, backend: Any
 ) -> None:
