@@ -130,6 +130,114 @@ def test_a_threads_messages_are_stored_once_in_its_conversation_stream(
     assert [type(m) for m in state["messages"]] == [HumanMessage, AIMessage] * 6
 
 
+def test_pending_writes_of_messages_refer_to_the_stream_and_read_back_equal(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    for i in range(3):
+        graph.invoke({"messages": [HumanMessage(f"turn {i}", id=f"h{i}")]}, _config("w1"))
+    keys = saver.store.keys.conversation("w1")
+    members = backend.client.zrange(keys.writes, 0, -1)
+    of_messages = [m.split(b"\0", 7) for m in members if m.split(b"\0")[5] == b"messages"]
+    assert len(of_messages) == 6  # the input's and the bot's, per turn
+    kinds = sorted((parts[2].split(b", ")[-1], parts[6]) for parts in of_messages)
+    # the inputs (with ids) refer to their stream entries: no second copy. (The bot's replies
+    # have no id until add_messages gives them one, which may be before or after LangGraph
+    # saves the write: without an id a write cannot be found in the stream and stays in full.)
+    assert kinds[:3] == [(b"__start__", b"am.ref")] * 3
+    assert not [f for f in backend.client.hkeys(keys.data) if f.startswith(b"p\0")]
+    fresh = _fresh(backend, settings)
+    theirs = InMemorySaver()
+    mem_graph = _graph(theirs)
+    for i in range(3):
+        mem_graph.invoke({"messages": [HumanMessage(f"turn {i}", id=f"h{i}")]}, _config("w1"))
+    ours = [t.pending_writes or [] for t in fresh.list(_config("w1"))]
+    expected = [t.pending_writes or [] for t in theirs.list(_config("w1"))]
+    assert [[(c, type(v)) for _, c, v in w] for w in ours] == [
+        [(c, type(v)) for _, c, v in w] for w in expected
+    ]
+    first_inputs = [v for w in ours for _, c, v in w if c == "messages" and v[0].id == "h0"]
+    assert first_inputs == [[HumanMessage("turn 0", id="h0")]]
+
+
+def test_pruning_a_checkpoint_drops_the_spec_of_its_message_writes(
+    saver: RedisSaver, backend: Any
+) -> None:
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("one", id="s1")]}, _config("spec"))
+    older = list(saver.list(_config("spec")))[1]  # not the latest: no put will follow it
+    # writes on it (as a fork would make) that no child checkpoint consumes
+    saver.put_writes(older.config, [("messages", [HumanMessage("two", id="s2")])], "task-x")
+    data = saver.store.keys.conversation("spec").data
+    assert [f for f in backend.client.hkeys(data) if f.startswith(b"p\0")]
+    graph.invoke({"messages": [HumanMessage("three", id="s3")]}, _config("spec"))
+    saver.prune(["spec"])
+    assert not [f for f in backend.client.hkeys(data) if f.startswith(b"p\0")]
+
+
+def test_a_write_whose_message_differs_from_the_stream_is_stored_in_full(
+    saver: RedisSaver, backend: Any
+) -> None:
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("first", id="x1")]}, _config("w2"))
+    latest = saver.get_tuple(_config("w2"))
+    assert latest is not None
+    edited = HumanMessage("edited", id="x1")  # the stream holds x1 as "first"
+    saver.put_writes(latest.config, [("messages", [edited])], "task-1")
+    got = saver.get_tuple(latest.config)
+    assert got is not None
+    assert [(c, v) for _, c, v in got.pending_writes or []] == [("messages", [edited])]
+    members = backend.client.zrange(saver.store.keys.conversation("w2").writes, 0, -1)
+    assert [m.split(b"\0", 7)[6] for m in members if b"task-1" in m] == [b"msgpack"]
+
+
+def test_a_saver_reads_back_its_own_messages_as_new_equal_objects(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("hi", id="c1")]}, _config("c"))
+    one = saver.get_tuple(_config("c"))
+    two = saver.get_tuple(_config("c"))
+    assert one is not None
+    assert two is not None
+    first, second = (
+        one.checkpoint["channel_values"]["messages"],
+        two.checkpoint["channel_values"]["messages"],
+    )
+    assert first == second
+    assert all(a is not b for a, b in zip(first, second, strict=True))
+    first[1].tool_calls[0]["args"]["q"] = "changed"  # nested, in place, by the caller
+    third = saver.get_tuple(_config("c"))
+    assert third is not None
+    assert third.checkpoint["channel_values"]["messages"] == second
+    fresh = _fresh(backend, settings).get_tuple(_config("c"))
+    assert fresh is not None
+    assert fresh.checkpoint["channel_values"]["messages"] == second
+
+
+def test_a_message_changed_in_place_at_depth_is_stored_again(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    checkpoint = empty_checkpoint()
+    call = {"id": "k1", "name": "look", "args": {"q": "x"}}
+    message = AIMessage("", id="deep", tool_calls=[call])
+    checkpoint["channel_values"] = {"messages": [message]}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    config: RunnableConfig = {"configurable": {"thread_id": "depth", "checkpoint_ns": ""}}
+    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
+    message.tool_calls[0]["args"]["q"] = "changed"  # in place, two levels down
+    second = empty_checkpoint()
+    second["channel_values"] = {"messages": [message, HumanMessage("next", id="n")]}
+    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
+    second["channel_versions"] = {"messages": version}
+    stored = saver.put(config, second, {}, second["channel_versions"])
+    for reader in (saver, _fresh(backend, settings)):
+        got = reader.get_tuple(stored)
+        assert got is not None
+        messages = got.checkpoint["channel_values"]["messages"]
+        assert messages[0].tool_calls[0]["args"] == {"q": "changed"}
+
+
 def test_the_store_and_the_langchain_history_read_the_threads_messages(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:
@@ -315,6 +423,40 @@ def test_every_key_of_a_thread_has_the_ttl_and_a_write_refreshes_it(
     ttls = [backend.client.pttl(k) for k in thread_keys if backend.client.exists(k)]
     assert len(ttls) >= 6
     assert all(900_000 < t <= 1_000_000 for t in ttls), ttls
+
+
+def test_an_append_through_the_store_refreshes_the_threads_checkpoint_keys(
+    saver: RedisSaver, backend: Any
+) -> None:
+    _graph(saver).invoke({"messages": [HumanMessage("hi", id="a1")]}, _config("tt"))
+    keys = saver.store.keys.conversation("tt")
+    for key in keys.thread:
+        backend.client.pexpire(key, 60_000)  # as if the last checkpoint were long ago
+    saver.store.append("tt", [{"role": "user", "content": "from REST", "id": "a2"}])
+    present = [key for key in (*keys.all, *keys.thread) if backend.client.exists(key)]
+    assert set(keys.thread[:3]) <= set(present)
+    expiries = {backend.client.pexpiretime(key) for key in present}
+    assert len(expiries) == 1  # one absolute expiry for all of them
+    assert backend.client.pttl(keys.checkpoints) > 60_000
+
+
+def test_after_a_message_is_replaced_under_its_id_the_conversation_still_gets_new_ones(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    graph = _graph(saver)
+    graph.invoke({"messages": [HumanMessage("first", id="r1")]}, _config("edit"))
+    graph.update_state(_config("edit"), {"messages": [HumanMessage("edited", id="r1")]})
+    out = graph.invoke({"messages": [HumanMessage("second", id="r2")]}, _config("edit"))
+    assert out["messages"][0].content == "edited"  # the graph's state: the edit, exactly
+    stored = ConversationStore(backend.client, settings=settings).get_messages("edit")
+    # every message the graph added reaches the conversation; r1 keeps the content it was
+    # first stored with (one entry per id: the edit lives in the checkpoint, stored in full)
+    assert [m.id for m in stored] == [m.id for m in out["messages"]]
+    contents = [m.record["content"] for m in stored]
+    assert contents[0] == "first"
+    assert contents[2] == "second"
+    state = _graph(_fresh(backend, settings)).get_state(_config("edit")).values
+    assert state["messages"] == out["messages"]
 
 
 def test_deleting_the_conversation_deletes_the_threads_checkpoints(

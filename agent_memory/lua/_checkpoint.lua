@@ -41,6 +41,21 @@ local function entry_payload(cursor)
   return entry and entry[2][2]
 end
 
+-- A pending write's messages as a reference: shape ('L' a list, 'M' one message) and the stream
+-- cursors of the k (message id, payload) pairs in t from t[at], or false unless every id is in
+-- the stream with that payload.
+local function message_cursors(t, at, k, shape)
+  local cursors = {shape}
+  for j = at, at + 2 * k - 1, 2 do
+    local cursor = redis.call('HGET', KEYS[3], t[j])
+    if not cursor or entry_payload(cursor) ~= t[j + 1] then
+      return false
+    end
+    cursors[#cursors + 1] = cursor
+  end
+  return table.concat(cursors, ' ')
+end
+
 -- Sliding expiry of all the thread's keys (one absolute time); on a single server also its
 -- entries in the conversation indexes. Returns the expiry (ms).
 local function touch_thread(conv_id, now, ttl)

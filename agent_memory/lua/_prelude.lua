@@ -61,13 +61,25 @@ local function touch_indexes(index, marker, conv_id, now, ttl, named)
   end
 end
 
--- Sliding expiry of all the conversation's keys, and its activity in every index it is in.
--- One absolute expiry (now + ttl) for all of them: relative PEXPIREs would each read the
--- clock, which may tick between two of them.
+-- The keys of the conversation's LangGraph thread (checkpoints, data, writes, runs: keys.py),
+-- named after its stream KEYS[1] (P:c:{E}:s), in the same hash slot. Not passed as KEYS, so a
+-- conversation script keeps its signature; PEXPIREAT on one that does not exist does nothing.
+local function thread_keys()
+  local base = string.sub(KEYS[1], 1, -2)
+  return {base .. 'k', base .. 'd', base .. 'w', base .. 'r'}
+end
+
+-- Sliding expiry of all the conversation's keys (its LangGraph thread's too: a write through
+-- the library or REST keeps the checkpoints as long as the messages), and its activity in
+-- every index it is in. One absolute expiry (now + ttl) for all of them: relative PEXPIREs
+-- would each read the clock, which may tick between two of them.
 local function touch_conversation(conv_id, now, ttl, named)
   local expire_arg = decimal(now + ttl)
   for i = 1, 4 do
     redis.call('PEXPIREAT', KEYS[i], expire_arg)
+  end
+  for _, key in ipairs(thread_keys()) do
+    redis.call('PEXPIREAT', key, expire_arg)
   end
   if KEYS[5] then
     touch_indexes(KEYS[5], KEYS[6], conv_id, now, ttl, named)

@@ -17,7 +17,8 @@ local function drop(member)
       redis.call('ZREM', KEYS[8], run .. SEP .. member)
     end
   end
-  redis.call('HDEL', KEYS[6], 'c' .. SEP .. member)
+  -- its head, and the spec of message writes its child would have made references
+  redis.call('HDEL', KEYS[6], 'c' .. SEP .. member, 'p' .. SEP .. member .. SEP)
   redis.call('ZREM', KEYS[5], member)
   redis.call('ZREMRANGEBYLEX', KEYS[7], '[' .. member .. SEP, '[' .. member .. SEP .. '\255')
 end

@@ -3,7 +3,9 @@
 -- not stored yet are appended (the entry format of append.lua).
 -- ARGV: 1 ttl_ms, 2 thread id, 3 checkpoint (ns NUL id), 4 its head (see parse_head), 5 run
 -- id or '', 6 n, then n (field, value) pairs; then the messages
--- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs.
+-- field ('' = none), its base reference ('' = none) and (message id or '', payload) pairs; or,
+-- for a messages value stored in full among the pairs, '' and '+' then (message id, payload)
+-- pairs of its messages to append to the stream if their id is not there.
 -- A reference is "count from to from to ...": the count, then inclusive cursor ranges.
 -- Returns {1, reference or ''}, or {0, i} storing nothing when the i-th message's id is in
 -- the stream with other content (the caller stores that value in full instead).
@@ -82,6 +84,50 @@ if msg_field ~= '' then
   end
   ref = decimal(count or 0) .. (#ranges > 0 and ' ' .. table.concat(ranges, ' ') or '')
   redis.call('HSET', KEYS[6], msg_field, MESSAGES .. ref)
+end
+
+-- A messages value stored in full (field '', then '+'): its messages whose id the stream does
+-- not hold yet are appended, so the conversation still shows what the graph added.
+if msg_field == '' and ARGV[msg_at + 1] == '+' then
+  for i = msg_at + 2, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 0 then
+      redis.call('HSET', KEYS[3], ARGV[i], redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1]))
+      added = added + 1
+    end
+  end
+end
+
+-- The parent's pending writes of messages not yet in the stream when they were written
+-- (checkpoint_writes.lua left their spec in the data hash): those whose messages are now all
+-- there with the same payloads become references to them; the spec goes.
+local _, parent = parse_head(ARGV[4])
+if parent ~= '' then
+  local field = 'p' .. SEP .. ns_of(member) .. SEP .. parent .. SEP
+  local spec = redis.call('HGET', KEYS[6], field)
+  if spec then
+    local items, at = {}, 1
+    while at <= #spec do
+      local colon = string.find(spec, ':', at, true)
+      local len = tonumber(string.sub(spec, at, colon - 1))
+      items[#items + 1] = string.sub(spec, colon + 1, colon + len)
+      at = colon + len + 1
+    end
+    local prefix = string.sub(field, 3)
+    local j = 1
+    while j <= #items do
+      local head, k = prefix .. items[j] .. SEP, tonumber(items[j + 2])
+      local cursors = message_cursors(items, j + 3, k, items[j + 1])
+      local old = cursors and redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255',
+        'LIMIT', 0, 1)[1]
+      if old then
+        redis.call('ZREM', KEYS[7], old)
+        redis.call('ZADD', KEYS[7], 0, head .. string.match(old, '^([^%z]*)', #head + 1) .. SEP ..
+          'am.ref' .. SEP .. cursors)
+      end
+      j = j + 3 + 2 * k
+    end
+    redis.call('HDEL', KEYS[6], field)
+  end
 end
 
 redis.call('ZADD', KEYS[5], 0, member)

@@ -2,22 +2,57 @@
 -- ARGV: 1 ttl_ms to refresh the thread's expiry ('' = reads do not extend it), 2 mode:
 --   'one'    ARGV[3] = the checkpoint (ns NUL id)
 --   'latest' ARGV[3] = ns: the newest checkpoint of that namespace
+--   (both: ARGV[4] = the messages reference the caller holds decoded, '' or absent = none)
 --   'page'   ARGV[3], ARGV[4] = high and low bounds (ZREVRANGEBYLEX), ARGV[5] = count
 --   'history' ARGV[3] = ns, ARGV[4] = checkpoint id ('' = latest), ARGV[5..] = channels:
 --            get_delta_channel_history's walk up the parent chain (see history())
 -- Returns a list of {checkpoint, record, values, writes}: values are (field, value) pairs, a
--- messages reference read as {reference, payload...}; writes are the members of KEYS[7].
+-- messages reference read as {reference, payload...}, or {reference, 1} when it is the one the
+-- caller holds (ARGV[4]); writes are the members of KEYS[7].
 local function latest(ns)
   return redis.call('ZREVRANGEBYLEX', KEYS[5], '[' .. ns .. SEP .. '\255', '[' .. ns .. SEP,
     'LIMIT', 0, 1)[1]
 end
 
-local function writes_of(member)
-  local prefix = member .. SEP
-  return redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
+-- A pending write's member, or {member, payload...} for one stored as a reference (its type,
+-- the 7th part, is 'am.ref'; then the shape and the cursors of its messages).
+local function write_of(stored)
+  local at = 0
+  for _ = 1, 6 do
+    at = string.find(stored, SEP, at + 1, true)
+  end
+  if string.sub(stored, at + 1, at + 7) ~= 'am.ref' .. SEP then
+    return stored
+  end
+  local out, first = {stored}, true
+  for token in string.gmatch(string.sub(stored, at + 8), '%S+') do
+    if first then
+      first = false
+    else
+      local payload = entry_payload(token)
+      if payload then
+        out[#out + 1] = payload
+      end
+    end
+  end
+  return out
 end
 
+local function writes_of(member)
+  local prefix = member .. SEP
+  local found = redis.call('ZRANGEBYLEX', KEYS[7], '[' .. prefix, '[' .. prefix .. '\255')
+  for i = 1, #found do
+    found[i] = write_of(found[i])
+  end
+  return found
+end
+
+local cached = ARGV[2] ~= 'history' and ARGV[2] ~= 'page' and ARGV[4] or ''
+
 local function messages(ref)
+  if ref == cached then
+    return {ref, 1}
+  end
   local out = {ref}
   local first = true
   local from

@@ -10,6 +10,8 @@ from langgraph.checkpoint.base import CheckpointTuple, PendingWrite
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_memory import scripts
+from agent_memory.codec import message_from_payload
+from agent_memory.errors import AgentMemoryError
 from agent_memory.plan import Call, Plan
 from agent_memory.plans.checkpoint_format import (
     EMPTY,
@@ -19,7 +21,12 @@ from agent_memory.plans.checkpoint_format import (
     head_record,
     unframe,
 )
-from agent_memory.plans.checkpoint_messages import MESSAGES_CHANNEL, Known
+from agent_memory.plans.checkpoint_messages import (
+    LIST,
+    MESSAGES_CHANNEL,
+    Known,
+    Remembered,
+)
 from agent_memory.plans.conversations import ConversationPlans
 
 
@@ -72,8 +79,11 @@ class CheckpointContext:
         ]
 
     # -- what the read script returns -------------------------------------------------------
-    def _tuple(self, thread_id: str, found: Sequence[Any]) -> CheckpointTuple:
-        """{checkpoint, record, values, writes} as a CheckpointTuple."""
+    def _tuple(
+        self, thread_id: str, found: Sequence[Any], cached: Remembered | None = None
+    ) -> CheckpointTuple:
+        """{checkpoint, record, values, writes} as a CheckpointTuple (``cached``: the
+        remembered messages the read named, :class:`Known`)."""
         name, stored_head, values, writes = found
         ns_raw, _, id_raw = as_bytes(name).partition(SEP)
         ns, checkpoint_id = ns_raw.decode(), id_raw.decode()
@@ -84,7 +94,7 @@ class CheckpointContext:
             if value is None or value == EMPTY:
                 continue
             channel = as_bytes(values[i]).split(SEP)[2].decode()
-            channel_values[channel] = self._value(thread_id, ns, value)
+            channel_values[channel] = self._value(thread_id, ns, value, cached)
         target = Target(thread_id, ns, None)
         parent = saved["parent"]
         return CheckpointTuple(
@@ -95,16 +105,29 @@ class CheckpointContext:
             pending_writes=[w for w in map(self._write, writes) if w is not None],
         )
 
-    def _value(self, thread_id: str, ns: str, value: Any) -> Any:
+    def _value(self, thread_id: str, ns: str, value: Any, cached: Remembered | None = None) -> Any:
         """A stored channel value: a messages reference (read as a list) or serde bytes."""
         if isinstance(value, list):
-            return self.known.read(thread_id, ns, value)
+            return self.known.read(thread_id, ns, value, cached)
         return self.serde.loads_typed(unframe(as_bytes(value)))
 
     def _write(self, stored: Any, channels: Collection[str] | None = None) -> PendingWrite | None:
-        """A pending write from its member (None if its channel is not in ``channels``)."""
+        """A pending write from its member (None if its channel is not in ``channels``); a
+        write of messages stored as a reference comes as [member, payload...]."""
+        payloads = None
+        if isinstance(stored, list):
+            stored, payloads = stored[0], stored[1:]
         parts = as_bytes(stored).split(SEP, 7)
         task_id, channel = parts[3].decode(), parts[5].decode()
         if channels is not None and channel not in channels:
             return None
-        return (task_id, channel, self.serde.loads_typed((parts[6].decode(), parts[7])))
+        if payloads is None:
+            return (task_id, channel, self.serde.loads_typed((parts[6].decode(), parts[7])))
+        shape, *cursors = parts[7].split(b" ")
+        if len(cursors) != len(payloads):
+            raise AgentMemoryError(
+                f"a pending write refers to {len(cursors)} messages of the conversation's "
+                f"stream but {len(payloads)} are left (trimmed?)"
+            )
+        messages = [message_from_payload(as_bytes(p)) for p in payloads]
+        return (task_id, channel, messages if shape == LIST else messages[0])

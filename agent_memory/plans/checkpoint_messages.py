@@ -11,9 +11,11 @@ stream does not hold yet. A value that cannot be expressed so exactly is stored 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from langchain_core.messages import BaseMessage
 
 from agent_memory.codec import _CLASSES, encode_record, message_from_payload, record_from_langchain
@@ -32,41 +34,101 @@ def storable(value: Any) -> bool:
     return isinstance(value, list) and all(type(m) in EXACT_CLASSES for m in value)
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A private copy of a message as it was written or read: its fields as JSON (``None``
+    when they are not JSON-native: such a message never matches and is sent again) and a
+    shallow copy of the object for the rest of its state (class, fields set, extras)."""
+
+    fields: bytes | None
+    template: BaseMessage
+
+    @classmethod
+    def of(cls, message: BaseMessage) -> Snapshot:
+        try:
+            fields: bytes | None = orjson.dumps(message.__dict__)
+        except TypeError:
+            fields = None
+        return cls(fields, message.__copy__())
+
+    def matches(self, message: Any) -> bool:
+        """Whether ``message`` is equal to this one, at any depth (one ``orjson.dumps``)."""
+        template = self.template
+        if type(message) is not type(template) or self.fields is None:
+            return False
+        if message.__pydantic_extra__ != template.__pydantic_extra__:
+            return False
+        try:
+            return orjson.dumps(message.__dict__) == self.fields
+        except TypeError:
+            return False
+
+    def message(self) -> BaseMessage:
+        """A new message equal to this one, sharing nothing with it (a few microseconds,
+        against the payload's decoding and validation)."""
+        out = self.template.__copy__()
+        object.__setattr__(out, "__dict__", orjson.loads(self.fields or b"{}"))
+        return out
+
+
+Remembered = tuple[list[Snapshot], str]
+"""A thread's remembered messages and their stream reference."""
+
+
 @dataclass
 class Known:
     """What this saver last wrote or read of each thread's messages, and the stream reference
-    of that list. Each message is kept as its class and a shallow copy of its fields: a message
-    replaced, or changed in place at the top level (``m.content = ...``), no longer matches and
-    is sent again. Bounded; a miss only costs sending the whole list once (the script finds the
-    stored ones by id)."""
+    of that list (each message as a :class:`Snapshot`). A put whose list extends the
+    remembered one sends only the new messages: one replaced or changed in place, at any
+    depth, no longer matches and is sent again. A read whose stored reference is the
+    remembered one gets new copies of the snapshots instead of the payloads (the read script
+    returns ``[reference, 1]``), so a turn does not decode the thread's history again.
+    Bounded; a miss only costs sending (or reading) the whole list once (the put script finds
+    the stored ones by id)."""
 
-    threads: dict[str, tuple[list[tuple[type, dict[str, Any]]], str]] = field(default_factory=dict)
+    threads: dict[str, Remembered] = field(default_factory=dict)
 
-    def base(self, thread_id: str, value: list[Any]) -> tuple[str, int]:
-        """The reference and length of the remembered list if ``value`` extends it."""
+    def get(self, thread_id: str) -> Remembered | None:
+        return self.threads.get(thread_id)
+
+    def base(self, thread_id: str, value: list[Any]) -> tuple[str, list[Snapshot]]:
+        """The reference and snapshots of the remembered list if ``value`` extends it."""
         known = self.threads.get(thread_id)
         if known is None:
-            return "", 0
-        messages, ref = known
-        if len(value) < len(messages):
-            return "", 0
-        for (cls, fields), new in zip(messages, value, strict=False):
-            if type(new) is not cls or new.__dict__ != fields:
-                return "", 0
-        return ref, len(messages)
+            return "", []
+        snapshots, ref = known
+        if len(value) < len(snapshots):
+            return "", []
+        for old, new in zip(snapshots, value, strict=False):
+            if not old.matches(new):
+                return "", []
+        return ref, snapshots
 
-    def remember(self, thread_id: str, messages: list[BaseMessage], ref: str) -> None:
-        if len(self.threads) >= KNOWN_THREADS:
+    def remember(
+        self,
+        thread_id: str,
+        messages: list[BaseMessage],
+        ref: str,
+        kept: Sequence[Snapshot] = (),
+    ) -> None:
+        """Remember ``messages`` under ``ref``; ``kept`` are the snapshots of their first
+        ones (the base :meth:`section` found), kept instead of taken again."""
+        if len(self.threads) >= KNOWN_THREADS and thread_id not in self.threads:
             self.threads.clear()
-        self.threads[thread_id] = ([(type(m), dict(m.__dict__)) for m in messages], ref)
+        taken = map(Snapshot.of, messages[len(kept) :])
+        self.threads[thread_id] = ([*kept, *taken], ref)
 
     def forget(self, thread_id: str) -> None:
         self.threads.pop(thread_id, None)
 
-    def section(self, thread_id: str, value: list[BaseMessage], limit: int) -> list[Any] | None:
+    def section(
+        self, thread_id: str, value: list[BaseMessage], limit: int
+    ) -> tuple[list[Any], list[Snapshot]] | None:
         """The put script's messages arguments: the base reference, then (id, payload) of each
-        message to send; None when the value must be stored in full."""
-        ref, start = self.base(thread_id, value)
+        message to send, and the snapshots of the base's messages (for :meth:`remember`);
+        None when the value must be stored in full."""
+        ref, kept = self.base(thread_id, value)
+        start = len(kept)
         if ref == FULL:
             return None
         out: list[Any] = [ref]
@@ -81,11 +143,35 @@ class Known:
             except InvalidInput:
                 return None
             out += (mid, payload)
+        return out, kept
+
+    def appendix(self, thread_id: str, value: list[BaseMessage], limit: int) -> list[Any]:
+        """(id, payload) of the messages of a value stored in full that the stream may not
+        hold yet (those after the remembered list, or all of them): the put script appends
+        those whose id it does not hold, so the conversation (REST, history, export) still
+        gets every new message of a thread whose list had to be stored in full."""
+        ref, kept = self.base(thread_id, value)
+        out: list[Any] = []
+        for i, message in enumerate(value[len(kept) if ref else 0 :]):
+            mid = message.id
+            if not isinstance(mid, str) or not mid or len(mid) > 256:
+                continue
+            try:
+                out += (mid, encode_record(record_from_langchain(message), limit, i))
+            except InvalidInput:
+                continue
         return out
 
-    def read(self, thread_id: str, ns: str, value: list[Any]) -> list[BaseMessage]:
-        """The messages of a reference as the read script returns it: [reference, payload...]."""
+    def read(
+        self, thread_id: str, ns: str, value: list[Any], cached: Remembered | None = None
+    ) -> list[BaseMessage]:
+        """The messages of a reference as the read script returns it: [reference, payload...],
+        or [reference, 1] when it is the reference of ``cached`` (what the plan sent)."""
         ref = text(value[0])
+        if len(value) == 2 and isinstance(value[1], int):
+            if cached is None or cached[1] != ref:
+                raise AgentMemoryError(f"thread {thread_id!r}: a cached read without the cache")
+            return [snapshot.message() for snapshot in cached[0]]
         messages = [message_from_payload(p) for p in value[1:]]
         count = ref.split(" ", 1)[0]
         if int(count) != len(messages):
@@ -96,3 +182,38 @@ class Known:
         if ns == "":
             self.remember(thread_id, messages, ref)
         return messages
+
+
+LIST = b"L"
+"""A pending write's value that was a list of messages (else ``b"M"``: one message)."""
+REF_TYPE = b"am.ref"
+"""The type of a pending write stored as a reference (serde's types are ``msgpack``,
+``json``, ``bytes``, ``null``...: never this)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """A pending write of the root ``messages`` channel that is a message or a list of them,
+    each with an id, sent with their payloads: once they are all in the stream with those
+    payloads (now, or when the next checkpoint's put has appended them), the write is stored
+    as ``am.ref`` and their cursors instead of a second copy (lua/checkpoint_writes.lua)."""
+
+    key: bytes
+    shape: bytes
+    messages: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def of(cls, key: bytes, value: Any, limit: int) -> Consumed | None:
+        shape, items = (LIST, value) if isinstance(value, list) else (b"M", [value])
+        if not items or not storable(items):
+            return None
+        out: list[tuple[str, bytes]] = []
+        for message in items:
+            mid = message.id
+            if not isinstance(mid, str) or not mid or len(mid) > 256:
+                return None
+            try:
+                out.append((mid, encode_record(record_from_langchain(message), limit)))
+            except InvalidInput:
+                return None
+        return cls(key, shape, tuple(out))

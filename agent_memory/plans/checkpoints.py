@@ -46,7 +46,7 @@ from agent_memory.plans.checkpoint_format import (
     write_key,
 )
 from agent_memory.plans.checkpoint_history import CheckpointHistoryPlans, Listing, pages
-from agent_memory.plans.checkpoint_messages import FULL, storable
+from agent_memory.plans.checkpoint_messages import FULL, Consumed, storable
 from agent_memory.replies import text
 
 __all__ = ["CheckpointPlans", "Listing", "pages"]
@@ -77,6 +77,8 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         stored_head = head(names, parent, run_id, frame(self.serde.dumps_typed(record)))
         head_args = [self._ttl, target.thread_id, member(ns, checkpoint_id), stored_head, run_id]
         pairs, messages = self._values(ns, values, new_versions)
+        # the values, then the parent's pending message writes to store as references
+        pairs = [len(pairs) // 2, *pairs]
         calls: list[Call] = []
         if run_id and self.store.config.cluster:
             calls = self._run_index_calls([run_id], target.thread_id)
@@ -86,17 +88,22 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             )
             if stored:
                 return target.config(checkpoint_id)
-            pairs += (messages[0], frame(self.serde.dumps_typed(messages[1])))
+            pairs[0] += 1
+            pairs[1:1] = (messages[0], frame(self.serde.dumps_typed(messages[1])))
+            limit = self.store.config.max_message_bytes
+            appendix = self.known.appendix(target.thread_id, messages[1], limit)
+            if appendix:
+                pairs += (b"", b"+", *appendix)  # new messages still go to the stream
             self.known.remember(target.thread_id, messages[1], FULL)
-        yield from self._put_call(target.thread_id, [*head_args, len(pairs) // 2, *pairs], calls)
+        yield from self._put_call(target.thread_id, [*head_args, *pairs], calls)
         return target.config(checkpoint_id)
 
     def _values(
         self, ns: str, values: dict[str, Any], new_versions: ChannelVersions
-    ) -> tuple[list[bytes], tuple[bytes, list[BaseMessage]] | None]:
+    ) -> tuple[list[Any], tuple[bytes, list[BaseMessage]] | None]:
         """The (field, value) pairs of the new versions, and the messages channel's field and
         list when it goes to the stream."""
-        pairs: list[bytes] = []
+        pairs: list[Any] = []
         messages = None
         for channel, version in new_versions.items():
             name = value_field(ns, channel, version)
@@ -112,20 +119,21 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         self,
         thread_id: str,
         head_args: list[Any],
-        pairs: list[bytes],
+        pairs: list[Any],
         messages: tuple[bytes, list[BaseMessage]],
         calls: list[Call],
     ) -> Plan[bool]:
         """Put with the messages as a reference; False (nothing stored) when they must be
         stored in full instead."""
         name, value = messages
-        section = self.known.section(thread_id, value, self.store.config.max_message_bytes)
-        if section is None:
+        found = self.known.section(thread_id, value, self.store.config.max_message_bytes)
+        if found is None:
             return False
-        argv = [*head_args, len(pairs) // 2, *pairs, name, *section]
+        section, kept = found
+        argv = [*head_args, *pairs, name, *section]
         reply = yield from self._put_call(thread_id, argv, calls)
         if reply[0]:
-            self.known.remember(thread_id, value, text(reply[1]))
+            self.known.remember(thread_id, value, text(reply[1]), kept)
         return bool(reply[0])
 
     def _put_call(self, thread_id: str, argv: list[Any], calls: list[Call]) -> Plan[list[Any]]:
@@ -156,6 +164,15 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             key = write_key(path, task, idx if special is None else special)
             stored = part(channel, "channel") + SEP + frame(self.serde.dumps_typed(value))
             argv += (key, b"0" if special is None else b"1", stored)
+            ref = None
+            if special is None and target.ns == "" and channel == self.messages_channel:
+                ref = Consumed.of(key, value, self.store.config.max_message_bytes)
+            if ref is None:
+                argv.append(0)
+                continue
+            argv += (len(ref.messages), ref.shape)
+            for mid, payload in ref.messages:
+                argv += (mid, payload)
         if len(argv) == 3:
             return
         (reply,) = yield [Call.run(scripts.CHECKPOINT_WRITES, self._keys(target.thread_id), argv)]
@@ -169,5 +186,8 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
             args: tuple[Any, ...] = ("one", member(ns, target.checkpoint_id))
         else:
             args = ("latest", ns.encode())
-        found = yield from self._read(target.thread_id, *args)
-        return self._tuple(target.thread_id, found[0]) if found else None
+        cached = self.known.get(target.thread_id)
+        if cached is not None and cached[1] == FULL:
+            cached = None
+        found = yield from self._read(target.thread_id, *args, cached[1] if cached else "")
+        return self._tuple(target.thread_id, found[0], cached) if found else None
