@@ -36,12 +36,15 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Run ``agent-memory serve`` on a free port until /health answers; SIGTERM on exit."""
+def serving(
+    env: dict[str, str], log: Path, *options: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Run ``agent-memory serve [options]`` on a free port until /health answers; SIGTERM on
+    exit."""
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port), *options],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -170,18 +173,8 @@ def _owner_of_peer(port: int, client_port: int, pids: set[int]) -> int | None:
 def test_serve_workers_embedded_share_one_redis_and_all_stop_on_sigterm(tmp_path: Path) -> None:
     env = clean_env(AGENT_MEMORY_DATA_DIR=str(tmp_path / "data"))
     log = tmp_path / "serve.log"
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base, log)
+    with serving(env, log, "--workers", "2") as (proc, base):
+        port = int(base.rsplit(":", 1)[1])
         family = _children(proc.pid)
         servers = [p for p in family if b"redis-server" in Path(f"/proc/{p}/cmdline").read_bytes()]
         assert len(servers) == 1, log.read_text()  # one embedded server for all the workers
@@ -208,10 +201,6 @@ def test_serve_workers_embedded_share_one_redis_and_all_stop_on_sigterm(tmp_path
         messages = httpx.get(f"{base}/api/v1/conversations/workers/messages?limit=500").json()
         assert [m["content"] for m in messages["messages"]] == [f"m{j}" for j in range(i + 1)]
         assert stop(proc) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     match = re.search(r"embedded Redis at redis://127\.0\.0\.1:(\d+)", log.read_text())
     assert match, log.read_text()
     assert not {p for p in family if _running(p)}  # the workers and the server are gone
