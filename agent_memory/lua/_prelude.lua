@@ -14,15 +14,20 @@ local function decimal(n)
   return string.format('%d', n)
 end
 
+-- ``key`` expires at ``expire_at`` (ms) or later (a longer TTL written before is kept).
+local function expire_not_before(key, expire_at, expire_arg)
+  if redis.call('PEXPIRETIME', key) < expire_at then
+    redis.call('PEXPIREAT', key, expire_arg)
+  end
+end
+
 -- An index expires when its last conversation does: never before ``expire_at`` (ms). Entries
 -- scored below ``cutoff`` (exclusive bound '(ms') have certainly expired: they are removed
 -- here, on every write, so pruning does not wait for someone to list (O(log n + removed)).
 local function touch_index(key, member, now_arg, expire_at, expire_arg, cutoff)
   redis.call('ZADD', key, now_arg, member)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
-  if redis.call('PEXPIRETIME', key) < expire_at then
-    redis.call('PEXPIREAT', key, expire_arg)
-  end
+  expire_not_before(key, expire_at, expire_arg)
 end
 
 -- ``marker`` (P:x:ttl; KEYS[6] of the conversation scripts, single server) holds the longest TTL
@@ -31,11 +36,14 @@ end
 -- older than now minus it has expired, whatever the TTL of the store that wrote it. Returns the
 -- exclusive cutoff for touch_index.
 local function prune_cutoff(marker, now, ttl_ms, expire_at, expire_arg)
-  redis.call('ZADD', marker, 'GT', decimal(ttl_ms), 'ttl')
-  if redis.call('PEXPIRETIME', marker) < expire_at then
-    redis.call('PEXPIREAT', marker, expire_arg)
+  -- one read in the usual case (the marker already holds this TTL or a longer one)
+  local longest = tonumber(redis.call('ZSCORE', marker, 'ttl'))
+  if not longest or longest < ttl_ms then
+    redis.call('ZADD', marker, decimal(ttl_ms), 'ttl')
+    longest = ttl_ms
   end
-  return '(' .. decimal(now - tonumber(redis.call('ZSCORE', marker, 'ttl')))
+  expire_not_before(marker, expire_at, expire_arg)
+  return '(' .. decimal(now - longest)
 end
 
 -- The conversation's {user index, agent index, (user, agent) index} (false where none):
