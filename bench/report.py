@@ -17,7 +17,7 @@ from bench.scale import Scale
 from bench.workloads import WORKLOADS, Rates
 
 SUBJECTS = ("ours", "ours-async", "peer", "peer-ttl", "raw")
-WRITES = ("W1", "W2", "W5")
+RAW_TARGETS = ("W1", "W2")  # workloads with a target against the raw limit (>= 0.8x)
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,12 @@ def _rate_targets(sr: ServerRates) -> list[Row]:
         return x / y if x and y else 0.0
 
     rows: list[Row] = []
-    targets = (("W2", 5.0), ("W1", 1.5), ("W5", 1.5), ("W3", 2.0), ("W4", 2.0), ("W6", 5.0))
+    # Issue 14's targets (W2's 5x is the earlier one; issue 14 sets none against the peer).
+    targets = (("W1", 1.5), ("W2", 5.0), ("W3", 2.5), ("W4", 2.5), ("W5", 2.0), ("W6", 5.0))
     for w, need in targets:
         got = ratio(w, "ours", "peer-ttl")
         rows.append((f"{sr.label}: {w} ours >= {need}x peer-ttl", f"{got:.2f}x", got >= need))
-    for w in WRITES:
+    for w in RAW_TARGETS:
         for s in ("ours", "ours-async"):
             got = ratio(w, s, "raw")
             rows.append((f"{sr.label}: {w} {s} >= 0.8x raw", f"{got:.2f}x", got >= 0.8))
@@ -156,7 +157,7 @@ def _static_targets(static: Static) -> list[Row]:
     for s in static.scales:
         rows.append((f"{s.what}: {s.large} / {s.small} <= 1.5x", f"{s.ratio:.2f}x", s.ratio <= 1.5))
     mem = static.memory[0]
-    rows.append(("memory per message <= 1.5x its JSON", f"{mem.ratio:.2f}x", mem.ratio <= 1.5))
+    rows.append(("memory per message <= 1.3x its JSON", f"{mem.ratio:.3f}x", mem.ratio <= 1.3))
     return rows
 
 
