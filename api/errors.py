@@ -57,7 +57,7 @@ STATUSES: dict[int, tuple[str, str | None]] = {
     413: ("too_large", "The request body or a message is larger than the configured limit"),
     422: (
         "invalid_input",
-        "Invalid input; `error.field` names the field (`idempotency_key`: an "
+        "Invalid input; `error.field` names the field or header (`idempotency-key`: an "
         "`Idempotency-Key` already used with another body)",
     ),
     501: ("server_unsupported", None),
@@ -153,10 +153,12 @@ def _unsupported(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _key_reused(request: Request, exc: Exception) -> JSONResponse:
-    """422 naming the header (the library's message names its ``idempotency_key`` argument)."""
+    """422 naming the header as every other error about it does (``idempotency-key``, the
+    way request validation names headers; the library's error names its ``idempotency_key``
+    argument)."""
     assert isinstance(exc, IdempotencyKeyReused)
     message = str(exc).replace("this idempotency_key", "this Idempotency-Key header", 1)
-    return error_response(422, exc.code, message, exc.field)
+    return error_response(422, exc.code, message, "idempotency-key")
 
 
 def _other_store_error(request: Request, exc: Exception) -> JSONResponse:

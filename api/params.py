@@ -36,7 +36,7 @@ IdempotencyKey = Annotated[
             "Any key unique to this batch (a UUID), per the IETF Idempotency-Key draft "
             '(`"key"` as a structured-field string, or the bare key). A retry with the same '
             "key and the same body replays the first answer (same status and body); the same "
-            "key with another body is 422 (`error.field` `idempotency_key`), nothing stored. "
+            "key with another body is 422 (`error.field` `idempotency-key`), nothing stored. "
             "Keys are remembered per conversation for AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS "
             "(24 h by default; not longer than the conversation lives), not for a count of "
             "calls."

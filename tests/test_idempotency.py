@@ -178,10 +178,27 @@ async def test_rest_replays_the_first_answer_and_refuses_another_body(backend: B
         assert other.status_code == 422
         error = other.json()["error"]
         assert error["code"] == "invalid_input"
-        assert error["field"] == "idempotency_key"
+        assert error["field"] == "idempotency-key"
         assert "Idempotency-Key" in error["message"]
         listed = await api.get(URL)
         assert [m["content"] for m in listed.json()["messages"]] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ['""', "k" * 257, ""],
+    ids=["empty-quoted", "too-long", "empty"],
+)
+async def test_rest_malformed_key_header_is_422_naming_the_header(
+    backend: Backend, header: str
+) -> None:
+    async with api_client(backend) as api:
+        answer = await api.post(
+            URL, json={"messages": msgs("a")}, headers={"Idempotency-Key": header}
+        )
+        assert answer.status_code == 422
+        assert answer.json()["error"]["field"] == "idempotency-key"
+        assert (await api.get(URL)).status_code == 404  # nothing stored, not even the conversation
 
 
 async def test_rest_keys_are_per_tenant(backend: Backend) -> None:
