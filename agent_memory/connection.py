@@ -43,7 +43,7 @@ from redis.exceptions import (
 )
 
 from agent_memory.errors import AgentMemoryError, ServerUnsupported, StoreUnavailable
-from agent_memory.settings import Settings
+from agent_memory.settings import Settings, get_settings
 
 _RETRY_ON = (ConnectionError, TimeoutError, BusyLoadingError)
 # Timeouts are not retried: a server that accepts connections but does not answer (frozen,
@@ -167,6 +167,14 @@ def async_client(settings: Settings, extra: Mapping[str, Any] | None = None) -> 
 
 
 _SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+
+
+def resolve_settings(settings: Settings | None, redis_url: str | None) -> Settings:
+    """What an object built with ``settings=`` / ``redis_url=`` runs on: ``settings`` (the
+    process's cached environment when ``None``, not read again per object), pointed at
+    ``redis_url`` when one is given (any scheme :func:`settings_for_url` accepts)."""
+    base = settings if settings is not None else get_settings()
+    return settings_for_url(base, redis_url) if redis_url else base
 
 
 def settings_for_url(settings: Settings, url: str) -> Settings:

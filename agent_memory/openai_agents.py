@@ -81,9 +81,7 @@ class RedisSession(SessionABC):
             if session_settings is not None
             else SessionSettings()
         )
-        settings = settings if settings is not None else Settings()
-        if redis_url:
-            settings = settings.model_copy(update={"redis_url": redis_url})
+        settings = connection.resolve_settings(settings, redis_url)
         self._settings = settings
         self._options: dict[str, Any] = {"settings": settings, "key_prefix": key_prefix, "ttl": ttl}
         self._store: AsyncConversationStore | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import fakeredis
@@ -12,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent_memory import ConversationStore, InvalidInput, Settings
+from agent_memory.settings import get_settings
 from tests.support.backends import key_names
 from tests.support.settings import environment_names, make_settings
 
@@ -163,3 +165,52 @@ def test_the_suite_is_hermetic_when_the_shell_sets_the_store_up_differently() ->
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+# -- framework objects built per request read the environment once -----------------------------
+
+
+def _framework_objects() -> dict[str, Callable[..., Settings]]:
+    """Each framework object built as its users build it (no ``settings=``), and the settings
+    it runs on."""
+    from agent_memory.langgraph import AsyncRedisSaver, AsyncRedisStore, RedisSaver, RedisStore
+    from agent_memory.openai_agents import RedisSession
+
+    return {
+        "RedisSession": lambda **kw: RedisSession("s", **kw)._settings,
+        "RedisSaver": lambda **kw: RedisSaver(**kw).store.settings,
+        "AsyncRedisSaver": lambda **kw: AsyncRedisSaver(**kw).store.settings,
+        "RedisStore": lambda **kw: RedisStore(**kw).settings,
+        "AsyncRedisStore": lambda **kw: AsyncRedisStore(**kw).settings,
+    }
+
+
+@pytest.mark.parametrize("name", list(_framework_objects()))
+def test_framework_objects_read_the_environment_once(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = _framework_objects()[name]
+    get_settings.cache_clear()
+    try:
+        monkeypatch.setenv("CACHE_TTL_AGENT_MEMORY", "111")
+        assert build(redis_url="redis://127.0.0.1:1/2").ttl_seconds == 111
+        monkeypatch.setenv("CACHE_TTL_AGENT_MEMORY", "222")
+        monkeypatch.setenv("REDIS_PORT", "not-a-port")  # read again, construction would fail
+        assert build(redis_url="redis://127.0.0.1:1/2").ttl_seconds == 111
+        monkeypatch.delenv("REDIS_PORT")
+        get_settings(reload=True)
+        assert build(redis_url="redis://127.0.0.1:1/2").ttl_seconds == 222
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("name", list(_framework_objects()))
+def test_framework_objects_take_the_url_schemes_the_history_takes(name: str) -> None:
+    """``redis_url=`` means what it means for the stores and the LangChain history: a
+    sentinel URL names the sentinel, its master and database (no I/O at construction)."""
+    settings = _framework_objects()[name](
+        redis_url="redis+sentinel://:pw@127.0.0.1:26390/primary/2"
+    )
+    assert settings.sentinels == [("127.0.0.1", 26390)]
+    assert settings.redis_sentinel_master == "primary"
+    assert settings.redis_db == 2

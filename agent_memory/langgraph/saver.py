@@ -34,13 +34,6 @@ _ASYNC_ONLY = "AsyncRedisSaver is asyncio-only: use RedisSaver for synchronous g
 _SYNC_ONLY = "RedisSaver is synchronous: use AsyncRedisSaver for ainvoke/astream"
 
 
-def _settings(settings: Settings | None, redis_url: str | None) -> Settings:
-    settings = settings if settings is not None else Settings()
-    if redis_url:
-        settings = settings.model_copy(update={"redis_url": redis_url})
-    return settings
-
-
 def _check_client(client: Any) -> None:
     """Checkpoints are binary: a client that decodes replies to str cannot read them."""
     kwargs: Mapping[str, Any] = {}
@@ -77,7 +70,7 @@ class _SaverBase(BaseCheckpointSaver[str]):
         ``redis.asyncio`` twins for AsyncRedisSaver; without one, a client of the saver's own
         from ``redis_url`` or ``settings`` (environment by default). No I/O happens here."""
         super().__init__(serde=serde)
-        settings = _settings(settings, redis_url)
+        settings = connection.resolve_settings(settings, redis_url)
         if redis_client is None:
             redis_client = type(self)._make_client(settings)
         _check_client(redis_client)

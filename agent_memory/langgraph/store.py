@@ -52,9 +52,7 @@ class _StoreCore(Generic[ClientT, DriverT]):
         max_candidates: int = 1_000,
         max_namespaces: int = 100_000,
     ) -> None:
-        settings = settings if settings is not None else Settings()
-        if redis_url is not None:
-            settings = settings.model_copy(update={"redis_url": redis_url})
+        settings = connection.resolve_settings(settings, redis_url)
         self.settings = settings
         self.ttl_config = ttl
         self.index_config = index
