@@ -567,6 +567,39 @@ async def test_a_popped_message_id_can_be_appended_again(
     assert (await store.get_conversation("ids")).message_count == 1
 
 
+async def test_pop_is_refused_on_a_langgraph_thread_whose_checkpoints_refer_to_it(
+    new_session: Callable[..., Any], aclient: redis.asyncio.Redis, settings: Settings
+) -> None:
+    """A session id that is also a LangGraph thread: removing a stream entry its checkpoints
+    refer to would make the thread unreadable, so pop_item removes nothing and says why; once
+    the thread is deleted, the id is a session like any other."""
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from agent_memory.langgraph import AsyncRedisSaver
+
+    def reply(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage("back", id=f"ai-{len(state['messages'])}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    saver = AsyncRedisSaver(aclient, settings=settings)
+    graph = builder.compile(checkpointer=saver)
+    config: Any = {"configurable": {"thread_id": "t1"}}
+    await graph.ainvoke({"messages": [HumanMessage("hello", id="h1")]}, config)
+    session = new_session("t1")
+    with pytest.raises(InvalidInput, match="LangGraph thread") as caught:
+        await session.pop_item()
+    assert caught.value.field == "session_id"
+    fresh = builder.compile(checkpointer=AsyncRedisSaver(aclient, settings=settings))
+    state = await fresh.aget_state(config)  # still readable, nothing removed
+    assert [m.content for m in state.values["messages"]] == ["hello", "back"]
+    assert len(await session.get_items()) == 2
+    await saver.adelete_thread("t1")  # the thread is the conversation: both are gone
+    await session.add_items([{"role": "user", "content": "later"}])
+    assert await session.pop_item() == {"role": "user", "content": "later"}
+
+
 # -- limits, round trips, settings ----------------------------------------------------------
 class Spy:
     """Every command an asyncio client sends through execute_command."""

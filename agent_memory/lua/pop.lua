@@ -1,10 +1,16 @@
 -- Remove the newest message of a conversation and return it, atomically (concurrent callers
 -- never get the same message). ARGV: ttl_ms, conversation id.
--- Returns {} when the stream is empty, else {cursor, payload}; cluster mode (no KEYS[5]) adds
--- index_info. A message id that pointed at the removed entry is forgotten, so that appending
--- that id again adds it again. Count, updated_at and the sliding TTL move as for an append.
+-- Returns {} when the stream is empty, {'thread'} (nothing removed) when the conversation is
+-- also a LangGraph thread (its checkpoints refer to stream entries: removing one would make
+-- them unreadable), else {cursor, payload}; cluster mode (no KEYS[5]) adds index_info. A
+-- message id that pointed at the removed entry is forgotten, so that appending that id again
+-- adds it again. Count, updated_at and the sliding TTL move as for an append.
 local ttl = tonumber(ARGV[1])
 local conv_id = ARGV[2]
+
+if redis.call('EXISTS', thread_keys()[1]) == 1 then
+  return {'thread'}
+end
 
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 if not last then

@@ -210,6 +210,13 @@ class SessionPlans(MessagePlans, ConversationPlans):
         (reply,) = yield [Call.run(scripts.POP, keys, [self.config.ttl_ms, session_id])]
         if not reply:
             return None
+        if len(reply) == 1:  # {'thread'}: nothing removed
+            raise InvalidInput(
+                f"session {session_id!r} is also a LangGraph thread: its checkpoints refer to "
+                "its messages, so pop_item would make them unreadable; nothing was removed "
+                "(remove messages through the graph, with RemoveMessage)",
+                field="session_id",
+            )
         if self.config.cluster:
             yield from self._touch_indexes(session_id, reply[2:])
         return item_of(decode_payload(reply[1]))
