@@ -311,8 +311,9 @@ def deepest_field(obj: Mapping[str, Any], max_depth: int) -> str | None:
 
 def _check_depth(payload: bytes | None, rec: Record, max_depth: int, index: int) -> None:
     """InvalidMessage naming the field that nests deeper than ``max_depth``. Each level needs
-    an opening bracket, so a payload with at most ``max_depth`` of them is not walked."""
-    if payload is not None and payload.count(b"{") + payload.count(b"[") <= max_depth:
+    an opening bracket, so a payload with at most ``max_depth`` of them is not walked (counted
+    as the bytes one translate deletes: one pass instead of two counts)."""
+    if payload is not None and len(payload) - len(payload.translate(None, b"{[")) <= max_depth:
         return
     top = deepest_field(rec, max_depth)
     if top is not None:
