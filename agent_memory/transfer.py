@@ -40,7 +40,7 @@ from agent_memory.codec import encode_record, readable_record
 from agent_memory.errors import InvalidInput, UnreadableRecord
 from agent_memory.items import ItemConfig, iter_item_lines, restore_item
 from agent_memory.keys import validate_id
-from agent_memory.plans.transfer import CHUNK, INDEX_FIELDS
+from agent_memory.plans.transfer import CHUNK, STORE_FIELDS
 
 if TYPE_CHECKING:
     from agent_memory.store import ConversationStore
@@ -244,7 +244,7 @@ def _head(number: int, obj: dict[str, Any]) -> _Pending:
             raise TypeError("expires_at_ms must be an integer")
     except (KeyError, TypeError, InvalidInput) as exc:
         raise InvalidInput(f"{where}: bad conversation line: {exc}", field=where) from None
-    clean = {k: v for k, v in meta.items() if k not in (*INDEX_FIELDS, "id")}
+    clean = {k: v for k, v in meta.items() if k not in STORE_FIELDS}
     if "created_at" not in clean:
         raise InvalidInput(f"{where}: meta.created_at is missing", field=where)
     return _Pending(cid, clean, expires)

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -245,3 +246,28 @@ def test_two_reads_of_one_record_share_no_dicts() -> None:
     first.usage_metadata["input_tokens"] = 99
     assert second == original
     assert stored.to_langchain() == original
+
+
+_WRITTEN = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=1e15, max_value=1e300)
+    | st.floats(min_value=-1e-5, max_value=1e-5)
+    | st.text(alphabet='0123456789.e-+"\\é', max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=10,
+)
+
+
+@given(_WRITTEN)
+@settings(max_examples=400, deadline=None)
+def test_orjson_reads_what_orjson_writes_as_the_reader_does(value: Any) -> None:
+    """encode_record checks its payload with orjson.loads; the reader (decode_payload) takes
+    the json module for payloads with 19+ digit runs. On what orjson.dumps writes (64-bit
+    integers, shortest floats, any string) both read the same values, types included."""
+    payload = orjson.dumps({"v": value, "pad": 10**19})  # a long run: decode_payload -> json
+    ours, theirs = orjson.loads(payload), decode_payload(payload)
+    assert ours == theirs == {"v": value, "pad": 10**19}
+    assert json.dumps(ours) == json.dumps(theirs)  # same types (int vs float, ...) everywhere

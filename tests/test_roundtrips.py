@@ -144,10 +144,44 @@ def test_server_side_an_append_of_500_is_one_script_call(real: redis.Redis, wire
     assert counts.pop("evalsha") == 1
     assert "eval" not in counts
     assert counts["xadd"] == 500
-    # the ids -> cursors map in one HSET, the metadata hash in another, the call's token (with
-    # its queue entry) in a third, inside the same script
+    # the ids -> cursors map in one HSET, the metadata hash in another, its 'refreshed' field
+    # (a new conversation's keys get their expiry) in a third; no call token: every message
+    # has an id
     assert counts["hset"] == 3
+    assert counts["pexpireat"] >= 3
     assert real.hlen(store.keys.conversation("c1").ids) == 500
+    assert not real.exists(store.keys.conversation("c1").tokens)
+
+
+def test_server_side_a_next_append_runs_eight_commands(real: redis.Redis) -> None:
+    """The appends after the first (ids given, no idempotency key, within the TTL slack of the
+    last refresh) run 8 commands in the script and set no expiry: their keys have it already
+    (see the 'refreshed' field in append.lua). With a key, 3 more (the token's hash)."""
+    store = ConversationStore(real, settings=make_settings())
+    store.create("c1", user_id="u", agent_id="a")
+    store.append("c1", batch(1, "first"))
+    real.config_resetstat()
+    store.append("c1", batch(1, "second"))
+    assert commands_since_reset(real) == {
+        "evalsha": 1,
+        "time": 1,
+        "hmget": 2,  # the metadata hash; the ids
+        "xadd": 1,
+        "hset": 2,  # the ids; the metadata hash
+        "pexpiretime": 1,  # the metadata hash still expires at its last refresh
+        "zadd": 4,  # the activity in the global, user, agent and (user, agent) indexes
+    }
+    real.config_resetstat()
+    store.append("c1", batch(10, "third"))
+    counts = commands_since_reset(real)
+    assert (counts["xadd"], counts["hset"], counts["zadd"]) == (10, 2, 4)
+    assert "pexpireat" not in counts
+    store.append("c1", batch(1, "keyed"), idempotency_key="k1")  # creates the tokens hash
+    real.config_resetstat()
+    store.append("c1", batch(1, "keyed again"), idempotency_key="k2")
+    counts = commands_since_reset(real)
+    assert (counts["hget"], counts["hset"]) == (2, 3)
+    assert "pexpireat" not in counts
 
 
 def test_an_append_of_more_ids_than_one_lua_unpack_takes(real: redis.Redis) -> None:

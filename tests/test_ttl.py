@@ -71,7 +71,7 @@ async def test_reads_do_not_extend_the_ttl(drv: Driver) -> None:
     await drv.list_conversations()
     await drv.list_conversations(user_id="u")
     ttls = conversation_ttls(drv, "c1")
-    assert len(ttls) == 4  # stream, hash, ids, tokens
+    assert len(ttls) == 3  # stream, hash, ids (no tokens: the one message has an id)
     assert all(0 < t <= 50_000 for t in ttls)
 
 
@@ -126,3 +126,64 @@ async def test_a_conversation_expires_as_a_whole_and_leaves_the_listing(
         page = await short.list_conversations(**kwargs)
         assert [c.id for c in page.items] == ["long"]
         assert short.raw.zscore(index, "short") is None  # pruned by the listing
+
+
+def expiries(drv: Driver, cid: str) -> dict[str, int]:
+    return {k: int(drv.raw.pexpiretime(k)) for k in drv.keys.conversation(cid).all}
+
+
+async def test_appends_within_the_slack_leave_every_key_at_the_last_refresh(
+    drv: Driver,
+) -> None:
+    """The tolerance of the sliding expiry (append.lua, 'refreshed'): a write whose keys
+    expire no more than min(ttl / 100, 60 s) short of now + ttl leaves them so; a key the
+    write creates (ids, tokens) makes it refresh all of them, so none is left without a TTL."""
+    ttl_ms = 2_592_000_000
+    await drv.append("c1", [{"role": "user", "content": "no id"}])  # stream, hash, tokens
+    first = expiries(drv, "c1")
+    assert first[drv.keys.conversation("c1").ids] == -2  # no ids yet
+    await drv.append("c1", [{"role": "user", "content": "x", "id": "m1"}])  # creates ids
+    second = expiries(drv, "c1")
+    assert all(t > 0 for t in second.values()), second
+    assert len(set(second.values())) == 1  # one absolute expiry for all
+    for i in range(5):
+        await drv.append("c1", [{"role": "user", "content": "x", "id": f"n{i}"}])
+    assert expiries(drv, "c1") == second  # within the slack: left as they were
+    now_ms = int(drv.raw.time()[0]) * 1000
+    (at,) = set(second.values())
+    assert now_ms + ttl_ms - 60_000 <= at <= now_ms + ttl_ms + 1000
+    conversation = await drv.get_conversation("c1")
+    assert conversation.message_count == 7
+
+
+async def test_an_expiry_changed_by_hand_is_refreshed_by_the_next_write(drv: Driver) -> None:
+    await drv.append("c1", [{"role": "user", "content": "x", "id": "m1"}])
+    keys = drv.keys.conversation("c1")
+    drv.raw.pexpire(keys.meta, 5_000)
+    await drv.append("c1", [{"role": "user", "content": "y", "id": "m2"}])
+    ttls = conversation_ttls(drv, "c1")
+    assert len(ttls) == 3
+    assert all(t > 2_592_000_000 - 60_000 for t in ttls), ttls
+
+
+async def test_a_short_ttl_refreshes_on_every_write_past_its_slack(
+    make_driver: Callable[..., Driver],
+) -> None:
+    drv = make_driver(ttl_seconds=2)  # slack: 20 ms
+    await drv.append("c1", [{"role": "user", "content": "x", "id": "m1"}])
+    before = expiries(drv, "c1")
+    await asyncio.sleep(0.1)
+    await drv.append("c1", [{"role": "user", "content": "y", "id": "m2"}])
+    after = expiries(drv, "c1")
+    assert all(after[k] >= before[k] + 80 for k in before if before[k] > 0), (before, after)
+
+
+async def test_an_index_removed_by_hand_comes_back_with_a_ttl(drv: Driver) -> None:
+    await drv.create("c1", user_id="u")
+    await drv.append("c1", [{"role": "user", "content": "x", "id": "m1"}])
+    drv.raw.delete(drv.keys.index_user("u"), drv.keys.index_all)
+    await drv.append("c1", [{"role": "user", "content": "y", "id": "m2"}])
+    for index in (drv.keys.index_user("u"), drv.keys.index_all):
+        assert drv.raw.zscore(index, "c1") is not None
+        assert int(drv.raw.pttl(index)) > 0
+    assert [c.id for c in (await drv.list_conversations(user_id="u")).items] == ["c1"]

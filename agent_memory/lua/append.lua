@@ -48,9 +48,10 @@ if token then
   end
 end
 
--- One read of the metadata hash: does it exist, its count, the indexes it is in.
+-- One read of the metadata hash: does it exist, its count, the indexes it is in, its last
+-- refresh of the expiry (see the end).
 local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
-  'index_pair')
+  'index_pair', 'refreshed')
 local named = {meta[3], meta[4], meta[5]}
 
 -- The cursors of the given message ids already stored (one HMGET for the whole call); an id
@@ -140,5 +141,38 @@ if token then
   redis.call('HSET', KEYS[4], token, answer, '#' .. decimal(n), expire_arg .. ' ' .. token, '.',
     decimal(head) .. ' ' .. decimal(n + 1) .. ' ' .. decimal(head_at))
 end
-touch_conversation(conv_id, now, ttl, named)
+-- Sliding expiry. Field 'refreshed' = '<E> <flags>': the last full refresh (touch_conversation
+-- by this script) gave every key of the conversation the absolute expiry E (ms); flags name
+-- which of the stream, ids and tokens keys existed then ('s', 'i', 't'). The refresh is
+-- skipped, leaving every key at E, when all of these hold:
+--   * E is at most SLACK short of now + ttl (SLACK = min(ttl / 100, 60 s)): after any write,
+--     every key expires no earlier than now + ttl - SLACK, and no later than now + ttl;
+--   * the hash still expires at E: any other writer (a checkpoint, an update, touch_on_read,
+--     a hand-made PEXPIRE) sets the hash's expiry with the others' and so forces a refresh;
+--   * this call creates no key the last refresh did not see (a first id, a first token, a
+--     first message after create), so no key is left without a TTL;
+--   * the conversation is already in each of its indexes (ZADD adds no member), so no index
+--     is created here without a TTL. Index pruning (and the TTL marker) run with refreshes,
+--     at least once per SLACK of activity of any conversation of the prefix.
+local target = now + ttl
+local at, seen = string.match(meta[6] or '', '^(%d+) (%a*)$')
+at = tonumber(at)
+local function saw(flag, needed)
+  return not needed or string.find(seen, flag, 1, true) ~= nil
+end
+local fresh = at and at <= target and target - at <= math.min(math.floor(ttl / 100), 60000)
+  and saw('s', added > 0) and saw('i', #new_ids > 0) and saw('t', token)
+  and redis.call('PEXPIRETIME', KEYS[2]) == at
+if fresh and KEYS[5] then -- the activity order of the listings stays exact
+  for _, index in ipairs({KEYS[5], named[1], named[2], named[3]}) do
+    if index and redis.call('ZADD', index, now_arg, conv_id) == 1 then
+      fresh = false -- not in it: a new index, or one pruned by hand
+      break
+    end
+  end
+end
+if not fresh then
+  local exist = touch_conversation(conv_id, now, ttl, named)
+  redis.call('HSET', KEYS[2], 'refreshed', decimal(target) .. ' ' .. exist)
+end
 return with_index_info(out, now, named)

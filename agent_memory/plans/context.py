@@ -98,6 +98,7 @@ class PlanContext:
         self.config = config
         self.key_slot = key_slot
         self._keys: dict[str, ConversationKeys] = {}
+        self._index_keys = () if config.cluster else (config.keys.index_all, config.keys.ttl_marker)
 
     def conversation_keys(self, conversation_id: str) -> ConversationKeys:
         """The keys of a conversation; validated ids and their keys are remembered (up to
@@ -123,10 +124,7 @@ class PlanContext:
     def _script_keys(self, conversation_id: str) -> tuple[str, ...]:
         """A script's keys: the conversation's, plus the global index and the TTL marker on a
         single server (see ``prune_cutoff`` in ``lua/_prelude.lua``)."""
-        keys = self.conversation_keys(conversation_id).all
-        if self.config.cluster:
-            return keys
-        return (*keys, self.config.keys.index_all, self.config.keys.ttl_marker)
+        return (*self.conversation_keys(conversation_id).all, *self._index_keys)
 
     # -- cluster mode: the index updates the scripts cannot make (other hash slots) -------
     def _touch_indexes(self, conversation_id: str, info: Sequence[Any]) -> Plan[None]:

@@ -6,6 +6,10 @@ without a key gets a random token (a retry by redis-py after a lost reply replay
 remembers each token for ``keep_ms`` (AGENT_MEMORY_IDEMPOTENCY_TTL_SECONDS): the same token with
 the same fingerprint replays the call's answer, with another fingerprint it is refused
 (:class:`~agent_memory.errors.IdempotencyKeyReused`, the IETF Idempotency-Key draft's 422).
+
+A call without a key whose messages all have ids gets no token: its retry finds every id in the
+conversation's id map and gets each message back as stored, the answer a token's replay gives
+(cursor and stored payload of each, in order), so remembering the call would only cost writes.
 """
 
 from __future__ import annotations
@@ -38,9 +42,12 @@ def request_fingerprint(pairs: Sequence[Any]) -> str:
 
 
 def call_token(idempotency_key: str | None, pairs: Sequence[Any], keep_ms: int) -> str:
-    """The script's ARGV[3]: ``<token> <fingerprint or -> <keep_ms>``."""
+    """The script's ARGV[3]: ``<token> <fingerprint or -> <keep_ms>``, or '' (no token) for a
+    call without a key whose (message id or '', payload) ``pairs`` all have an id."""
     if idempotency_key:
         token, fingerprint = idempotency_token(idempotency_key), request_fingerprint(pairs)
+    elif all(pairs[0::2]):
+        return ""
     else:
         token, fingerprint = os.urandom(12).hex(), "-"
     return f"{token} {fingerprint} {keep_ms}"

@@ -19,6 +19,9 @@ from agent_memory.replies import string_map, texts
 
 CHUNK = 500  # messages per XRANGE / per restore call
 INDEX_FIELDS = ("index_user", "index_agent", "index_pair")  # key names: made for the new prefix
+STORE_FIELDS = (*INDEX_FIELDS, "id", "refreshed")
+"""Fields of the metadata hash that the store writes for itself: not exported, not imported
+(``refreshed`` describes this server's keys: see append.lua)."""
 
 
 class TransferPlans(PlanContext):
@@ -43,7 +46,7 @@ class TransferPlans(PlanContext):
                 "agent-memory?)",
                 field="metadata",
             ) from None
-        for name in (*INDEX_FIELDS, "id"):
+        for name in STORE_FIELDS:
             fields.pop(name, None)
         return {
             "type": "conversation",

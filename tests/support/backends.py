@@ -45,7 +45,8 @@ def snapshot(
 ) -> dict[bytes, Any]:
     """Every key under the prefix: its type, exact content and absolute expiry (PEXPIRETIME).
     ``tokens=False`` leaves out the append-token hashes (``P:c:{E}:t``: transient retry
-    state, remembered for the idempotency TTL)."""
+    state, remembered for the idempotency TTL) and the ``refreshed`` field of metadata hashes
+    (this server's record of its last expiry refresh, see append.lua: not exported)."""
     out: dict[bytes, Any] = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         if not tokens and key.endswith(b"}:t"):
@@ -55,6 +56,8 @@ def snapshot(
             value: Any = client.xrange(key)
         elif kind == b"hash":
             value = client.hgetall(key)
+            if not tokens and key.endswith(b"}:h"):
+                value.pop(b"refreshed", None)
         elif kind == b"zset":
             value = client.zrange(key, 0, -1, withscores=True)
         else:
