@@ -11,6 +11,7 @@ stream does not hold yet. A value that cannot be expressed so exactly is stored 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +35,16 @@ def storable(value: Any) -> bool:
     return isinstance(value, list) and all(type(m) in EXACT_CLASSES for m in value)
 
 
+def _empty_like(extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A new empty extras dict, or None when the model keeps none."""
+    return None if extra is None else {}
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A private copy of a message as it was written or read: its fields as JSON (``None``
     when they are not JSON-native: such a message never matches and is sent again) and a
-    shallow copy of the object for the rest of its state (class, fields set, extras)."""
+    copy of the object for the rest of its state (class, fields set; extras deep-copied)."""
 
     fields: bytes | None
     template: BaseMessage
@@ -49,7 +55,12 @@ class Snapshot:
             fields: bytes | None = orjson.dumps(message.__dict__)
         except TypeError:
             fields = None
-        return cls(fields, message.__copy__())
+        template = message.__copy__()
+        if template.__pydantic_extra__:  # shallow in __copy__: the caller's nested objects
+            object.__setattr__(
+                template, "__pydantic_extra__", copy.deepcopy(template.__pydantic_extra__)
+            )
+        return cls(fields, template)
 
     def matches(self, message: Any) -> bool:
         """Whether ``message`` is equal to this one, at any depth (one ``orjson.dumps``)."""
@@ -66,13 +77,76 @@ class Snapshot:
     def message(self) -> BaseMessage:
         """A new message equal to this one, sharing nothing with it (a few microseconds,
         against the payload's decoding and validation)."""
-        out = self.template.__copy__()
-        object.__setattr__(out, "__dict__", orjson.loads(self.fields or b"{}"))
+        return self.rebuilt(orjson.loads(self.fields or b"{}"))
+
+    def rebuilt(self, fields: dict[str, Any]) -> BaseMessage:
+        """A new message of this one's class and state with ``fields`` (a fresh decoding of
+        :attr:`fields`) as its ``__dict__``: what ``__copy__`` sets, without copying the
+        template's ``__dict__`` only to replace it; extras and private state deep-copied."""
+        template = self.template
+        cls = type(template)
+        out = cls.__new__(cls)
+        extra = template.__pydantic_extra__
+        private = getattr(template, "__pydantic_private__", None)
+        setattr_ = object.__setattr__
+        setattr_(out, "__dict__", fields)
+        setattr_(out, "__pydantic_extra__", copy.deepcopy(extra) if extra else _empty_like(extra))
+        setattr_(out, "__pydantic_fields_set__", set(template.__pydantic_fields_set__))
+        setattr_(out, "__pydantic_private__", None if private is None else copy.deepcopy(private))
         return out
 
 
-Remembered = tuple[list[Snapshot], str]
-"""A thread's remembered messages and their stream reference."""
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """A thread's remembered messages (snapshots) and their stream reference. ``joined``: the
+    snapshots' fields as one JSON array (``None`` when one is not JSON-native), so a put
+    compares the whole list with one ``orjson.dumps`` and a read decodes it with one
+    ``orjson.loads``; ``types`` and ``extras``: each message's class and pydantic extras."""
+
+    snapshots: list[Snapshot]
+    ref: str
+    joined: bytes | None
+    types: list[type]
+    extras: list[Any]
+
+    @classmethod
+    def of(cls, snapshots: list[Snapshot], ref: str) -> Remembered:
+        fields = [s.fields for s in snapshots]
+        joined = None if None in fields else b"[" + b",".join(fields) + b"]"  # type: ignore[arg-type]
+        templates = [s.template for s in snapshots]
+        return cls(
+            snapshots,
+            ref,
+            joined,
+            list(map(type, templates)),
+            [t.__pydantic_extra__ for t in templates],
+        )
+
+    def extended_by(self, value: list[Any]) -> bool:
+        """Whether ``value`` starts with these messages, equal at any depth (same classes,
+        extras and fields' JSON: one ``orjson.dumps`` for the whole prefix)."""
+        n = len(self.snapshots)
+        head = value[:n]
+        if len(head) < n:
+            return False
+        if self.joined is None:
+            return all(old.matches(new) for old, new in zip(self.snapshots, head, strict=True))
+        if list(map(type, head)) != self.types:
+            return False
+        if [m.__pydantic_extra__ for m in head] != self.extras:
+            return False
+        try:
+            return orjson.dumps([m.__dict__ for m in head]) == self.joined
+        except TypeError:
+            return False
+
+    def messages(self) -> list[BaseMessage]:
+        """New messages equal to the snapshots, sharing nothing with them (one
+        ``orjson.loads`` for all of them when they are JSON-native)."""
+        if self.joined is None:
+            return [snapshot.message() for snapshot in self.snapshots]
+        decoded = orjson.loads(self.joined)
+        return [s.rebuilt(f) for s, f in zip(self.snapshots, decoded, strict=True)]
 
 
 @dataclass
@@ -94,15 +168,9 @@ class Known:
     def base(self, thread_id: str, value: list[Any]) -> tuple[str, list[Snapshot]]:
         """The reference and snapshots of the remembered list if ``value`` extends it."""
         known = self.threads.get(thread_id)
-        if known is None:
+        if known is None or not known.extended_by(value):
             return "", []
-        snapshots, ref = known
-        if len(value) < len(snapshots):
-            return "", []
-        for old, new in zip(snapshots, value, strict=False):
-            if not old.matches(new):
-                return "", []
-        return ref, snapshots
+        return known.ref, known.snapshots
 
     def remember(
         self,
@@ -116,7 +184,7 @@ class Known:
         if len(self.threads) >= KNOWN_THREADS and thread_id not in self.threads:
             self.threads.clear()
         taken = map(Snapshot.of, messages[len(kept) :])
-        self.threads[thread_id] = ([*kept, *taken], ref)
+        self.threads[thread_id] = Remembered.of([*kept, *taken], ref)
 
     def forget(self, thread_id: str) -> None:
         self.threads.pop(thread_id, None)
@@ -169,9 +237,9 @@ class Known:
         or [reference, 1] when it is the reference of ``cached`` (what the plan sent)."""
         ref = text(value[0])
         if len(value) == 2 and isinstance(value[1], int):
-            if cached is None or cached[1] != ref:
+            if cached is None or cached.ref != ref:
                 raise AgentMemoryError(f"thread {thread_id!r}: a cached read without the cache")
-            return [snapshot.message() for snapshot in cached[0]]
+            return cached.messages()
         messages = [message_from_payload(p) for p in value[1:]]
         count = ref.split(" ", 1)[0]
         if int(count) != len(messages):
