@@ -215,6 +215,34 @@ def test_a_saver_reads_back_its_own_messages_as_new_equal_objects(
     assert fresh.checkpoint["channel_values"]["messages"] == second
 
 
+def test_a_message_extra_changed_in_place_is_stored_again_and_never_shared(
+    saver: RedisSaver, backend: Any, settings: Settings
+) -> None:
+    """Pydantic extras (fields a message class does not declare) count as the message: one
+    changed in place after a put is sent again; reads return extras of their own."""
+    checkpoint = empty_checkpoint()
+    message = AIMessage("a", id="x1", custom={"tags": ["one"]})
+    checkpoint["channel_values"] = {"messages": [message]}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    config: RunnableConfig = {"configurable": {"thread_id": "extra", "checkpoint_ns": ""}}
+    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
+    message.custom["tags"].append("two")  # type: ignore[attr-defined]
+    second = empty_checkpoint()
+    second["channel_values"] = {"messages": [message, HumanMessage("next", id="x2")]}
+    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
+    second["channel_versions"] = {"messages": version}
+    stored = saver.put(config, second, {}, second["channel_versions"])
+    for reader in (saver, _fresh(backend, settings)):
+        got = reader.get_tuple(stored)
+        assert got is not None
+        first = got.checkpoint["channel_values"]["messages"][0]
+        assert first.custom == {"tags": ["one", "two"]}
+        first.custom["tags"].append("mutated by the caller")
+        again = reader.get_tuple(stored)
+        assert again is not None
+        assert again.checkpoint["channel_values"]["messages"][0].custom == {"tags": ["one", "two"]}
+
+
 def test_a_message_changed_in_place_at_depth_is_stored_again(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:

@@ -285,3 +285,50 @@ def test_a_cold_script_cache_costs_one_more_round_trip_once(real: redis.Redis, w
     store.append("c1", batch(3, "n"))
     assert wire.round_trips == 1
     assert len(store.get_messages("c1")) == 6
+
+
+def direct(store: AsyncConversationStore) -> bool:
+    return store._scripts_direct
+
+
+async def test_a_script_call_skips_execute_command_unless_it_is_wrapped(
+    redis_server: RedisProcess, wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asyncio driver sends a lone script call straight on a pooled connection (one
+    ``send_packed_command``, the bytes execute_command would send); a client whose
+    ``execute_command`` is wrapped (tracing, a spy) sees every call through it instead."""
+    client = redis.asyncio.Redis.from_url(redis_server.url, db=DB)
+    store = AsyncConversationStore(client, settings=make_settings())
+    try:
+        await store.append("warm-up", batch(1, "w"))
+        seen: list[tuple[Any, ...]] = []
+        send = client.execute_command
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            seen.append(args)
+            return await send(*args, **kwargs)
+
+        assert direct(store)
+        wire.reset()
+        stored = await store.append("direct-lane", batch(3))
+        assert wire.round_trips == 1
+        assert b"EVALSHA" in wire.sent[0]
+        assert [m.record["id"] for m in stored] == ["m-0", "m-1", "m-2"]
+        monkeypatch.setattr(client, "execute_command", spy)
+        assert not direct(store)
+        await store.append("direct-lane", batch(4))
+        assert [a[:2] for a in seen] == [("EVALSHA", scripts.APPEND.sha)]
+        assert len(await store.get_messages("direct-lane")) == 4
+    finally:
+        await client.aclose()
+
+
+def test_a_script_call_is_packed_as_redis_py_packs_it() -> None:
+    """hiredis's packer, where the driver uses it, gives the bytes of redis-py's own."""
+    from agent_memory.aio import _packed
+
+    conn = redis.asyncio.Connection()
+    args = ("EVALSHA", "ab" * 20, 2, "k:{é}:s", b"k\0x", -17, 2**40, "", b"", "zürich \u2603")
+    assert _packed(conn, args) == [b"".join(conn.pack_command(*args))]
+    with_float = (*args, 1.5)  # not one hiredis packs as redis-py does: redis-py's own
+    assert _packed(conn, with_float) == conn.pack_command(*with_float)

@@ -43,12 +43,22 @@ end
 
 -- A pending write's messages as a reference: shape ('L' a list, 'M' one message) and the stream
 -- cursors of the k (message id, payload) pairs in t from t[at], or false unless every id is in
--- the stream with that payload.
-local function message_cursors(t, at, k, shape)
+-- the stream with that payload. ``fresh`` (optional): id -> {cursor, payload} of entries this
+-- script stored or compared already, answered without reading the stream again.
+local function message_cursors(t, at, k, shape, fresh)
   local cursors = {shape}
   for j = at, at + 2 * k - 1, 2 do
-    local cursor = redis.call('HGET', KEYS[3], t[j])
-    if not cursor or entry_payload(cursor) ~= t[j + 1] then
+    local seen = fresh and fresh[t[j]]
+    local cursor
+    if seen then
+      cursor = seen[2] == t[j + 1] and seen[1]
+    else
+      cursor = redis.call('HGET', KEYS[3], t[j])
+      if cursor and entry_payload(cursor) ~= t[j + 1] then
+        cursor = false
+      end
+    end
+    if not cursor then
       return false
     end
     cursors[#cursors + 1] = cursor
@@ -56,47 +66,53 @@ local function message_cursors(t, at, k, shape)
   return table.concat(cursors, ' ')
 end
 
+-- HSET of the (field, value) pairs in t, a thousand pairs per call (Lua's unpack limit).
+local function hset_pairs(key, t)
+  for i = 1, #t, 2000 do
+    redis.call('HSET', key, unpack(t, i, math.min(i + 1999, #t)))
+  end
+end
+
 -- Sliding expiry of all the thread's keys (one absolute time); on a single server also its
--- entries in the conversation indexes. Returns the expiry (ms).
-local function touch_thread(conv_id, now, ttl)
+-- entries in the conversation indexes (``named``: the conversation's index names when read
+-- already, see index_names). Returns the expiry (ms).
+local function touch_thread(conv_id, now, ttl, named)
   local expire_at = now + ttl
   local expire_arg = decimal(expire_at)
   for i = 1, 8 do
     redis.call('PEXPIREAT', KEYS[i], expire_arg)
   end
   if KEYS[9] then
-    touch_indexes(KEYS[9], KEYS[11], conv_id, now, ttl)
+    touch_indexes(KEYS[9], KEYS[11], conv_id, now, ttl, named)
   end
   return expire_at
 end
 
--- An index zset lives at least until ``expire_at`` (ms).
-local function extend_to(key, expire_at)
-  if redis.call('PEXPIRETIME', key) < expire_at then
-    redis.call('PEXPIREAT', key, decimal(expire_at))
-  end
-end
 
--- The conversation's metadata hash: created if missing, else its activity and count updated.
+-- The conversation's metadata hash: created if missing, else its activity and count updated
+-- (one read, one write). Returns the conversation's index names (index_names).
 local function ensure_meta(conv_id, now, added)
   local now_arg = decimal(now)
-  if redis.call('HSETNX', KEYS[2], 'id', conv_id) == 1 then
-    redis.call('HSET', KEYS[2], 'created_at', now_arg, 'updated_at', now_arg,
+  local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
+    'index_pair')
+  if not meta[1] then
+    redis.call('HSET', KEYS[2], 'id', conv_id, 'created_at', now_arg, 'updated_at', now_arg,
       'message_count', decimal(added), 'version', '1')
+  elseif added > 0 then
+    redis.call('HSET', KEYS[2], 'updated_at', now_arg,
+      'message_count', decimal((tonumber(meta[2]) or 0) + added))
   else
     redis.call('HSET', KEYS[2], 'updated_at', now_arg)
-    if added > 0 then
-      redis.call('HINCRBY', KEYS[2], 'message_count', added)
-    end
   end
+  return {meta[3], meta[4], meta[5]}
 end
 
 -- The reply's tail: nothing on a single server, index_info in cluster mode.
-local function thread_reply(out, now)
+local function thread_reply(out, now, named)
   if KEYS[9] then
     return out
   end
-  for _, value in ipairs(index_info(now)) do
+  for _, value in ipairs(index_info(now, named)) do
     out[#out + 1] = value
   end
   return out

@@ -14,9 +14,11 @@ local function decimal(n)
   return string.format('%d', n)
 end
 
--- ``key`` expires at ``expire_at`` (ms) or later (a longer TTL written before is kept).
+-- ``key`` expires at ``expire_at`` (ms) or later (a longer TTL written before is kept). One
+-- command in the usual case (the expiry moves forward: GT sets it); GT leaves a key without a
+-- TTL alone (it counts as infinite), so a refusal checks for that case.
 local function expire_not_before(key, expire_at, expire_arg)
-  if redis.call('PEXPIRETIME', key) < expire_at then
+  if redis.call('PEXPIREAT', key, expire_arg, 'GT') == 0 and redis.call('PEXPIRETIME', key) == -1 then
     redis.call('PEXPIREAT', key, expire_arg)
   end
 end

@@ -79,9 +79,9 @@ end
 
 -- 'copied'
 local now = now_ms()
-ensure_meta(conv_id, now, 0)
+local named = ensure_meta(conv_id, now, 0)
 redis.call('HSET', KEYS[2], 'message_count', decimal(redis.call('XLEN', KEYS[1])))
-local expire_at = touch_thread(conv_id, now, ttl)
+local expire_at = touch_thread(conv_id, now, ttl, named)
 local runs = {}
 local seen = {}
 for _, entry in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
@@ -95,6 +95,6 @@ for _, entry in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
   end
 end
 if KEYS[10] and #runs > 0 then
-  extend_to(KEYS[10], expire_at)
+  expire_not_before(KEYS[10], expire_at, decimal(expire_at))
 end
-return thread_reply({runs}, now)
+return thread_reply({runs}, now, named)

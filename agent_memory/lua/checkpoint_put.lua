@@ -20,8 +20,10 @@ local now = now_ms()
 local added = 0
 local ref = ''
 
--- Every message whose id is stored already must be stored with the same payload.
+-- Every message whose id is stored already must be stored with the same payload. ``fresh``:
+-- id -> {cursor, payload} of the entries this script compared or appended (message_cursors).
 local known = {}
+local fresh = {}
 if msg_field ~= '' then
   for i = msg_at + 2, #ARGV, 2 do
     local mid = ARGV[i]
@@ -32,9 +34,16 @@ if msg_field ~= '' then
           return {0, (i - msg_at) / 2}
         end
         known[mid] = cursor
+        fresh[mid] = {cursor, ARGV[i + 1]}
       end
     end
   end
+end
+-- The data hash's fields this put writes, in one HSET at the end: the head, the values, the
+-- messages reference.
+local fields = {'c' .. SEP .. member, ARGV[4]}
+for i = 7, 6 + 2 * n do
+  fields[#fields + 1] = ARGV[i]
 end
 
 -- The entry right after ``cursor`` in the stream, or false.
@@ -69,6 +78,7 @@ if msg_field ~= '' then
       if mid ~= '' then
         redis.call('HSET', KEYS[3], mid, cursor)
         known[mid] = cursor
+        fresh[mid] = {cursor, ARGV[i + 1]}
       end
       follows = #ranges > 0 and ranges[#ranges] == last
       last = cursor
@@ -83,7 +93,8 @@ if msg_field ~= '' then
     count = (count or 0) + 1
   end
   ref = decimal(count or 0) .. (#ranges > 0 and ' ' .. table.concat(ranges, ' ') or '')
-  redis.call('HSET', KEYS[6], msg_field, MESSAGES .. ref)
+  fields[#fields + 1] = msg_field
+  fields[#fields + 1] = MESSAGES .. ref
 end
 
 -- A messages value stored in full (field '', then '+'): its messages whose id the stream does
@@ -91,7 +102,9 @@ end
 if msg_field == '' and ARGV[msg_at + 1] == '+' then
   for i = msg_at + 2, #ARGV, 2 do
     if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 0 then
-      redis.call('HSET', KEYS[3], ARGV[i], redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1]))
+      local cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
+      redis.call('HSET', KEYS[3], ARGV[i], cursor)
+      fresh[ARGV[i]] = {cursor, ARGV[i + 1]}
       added = added + 1
     end
   end
@@ -116,7 +129,7 @@ if parent ~= '' then
     local j = 1
     while j <= #items do
       local head, k = prefix .. items[j] .. SEP, tonumber(items[j + 2])
-      local cursors = message_cursors(items, j + 3, k, items[j + 1])
+      local cursors = message_cursors(items, j + 3, k, items[j + 1], fresh)
       local old = cursors and redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255',
         'LIMIT', 0, 1)[1]
       if old then
@@ -131,17 +144,14 @@ if parent ~= '' then
 end
 
 redis.call('ZADD', KEYS[5], 0, member)
-redis.call('HSET', KEYS[6], 'c' .. SEP .. member, ARGV[4])
-for i = 7, 6 + 2 * n, 2 do
-  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
-end
+hset_pairs(KEYS[6], fields)
 if run ~= '' then
   redis.call('ZADD', KEYS[8], 0, run .. SEP .. member)
 end
-ensure_meta(conv_id, now, added)
-local expire_at = touch_thread(conv_id, now, ttl)
+local named = ensure_meta(conv_id, now, added)
+local expire_at = touch_thread(conv_id, now, ttl, named)
 if run ~= '' and KEYS[10] then
   redis.call('ZADD', KEYS[10], 0, run .. SEP .. conv_id)
-  extend_to(KEYS[10], expire_at)
+  expire_not_before(KEYS[10], expire_at, decimal(expire_at))
 end
-return thread_reply({1, ref}, now)
+return thread_reply({1, ref}, now, named)

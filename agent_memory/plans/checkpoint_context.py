@@ -21,12 +21,8 @@ from agent_memory.plans.checkpoint_format import (
     head_record,
     unframe,
 )
-from agent_memory.plans.checkpoint_messages import (
-    LIST,
-    MESSAGES_CHANNEL,
-    Known,
-    Remembered,
-)
+from agent_memory.plans.checkpoint_messages import LIST, MESSAGES_CHANNEL, Known
+from agent_memory.plans.checkpoint_snapshots import Remembered
 from agent_memory.plans.conversations import ConversationPlans
 
 

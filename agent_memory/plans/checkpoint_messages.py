@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from langchain_core.messages import BaseMessage
 
 from agent_memory.codec import _CLASSES, encode_record, message_from_payload, record_from_langchain
 from agent_memory.errors import AgentMemoryError, InvalidInput
+from agent_memory.plans.checkpoint_snapshots import Remembered, Snapshot
 from agent_memory.replies import text
 
 MESSAGES_CHANNEL = "messages"
@@ -32,47 +32,6 @@ def storable(value: Any) -> bool:
     """A list of messages of LangChain's own classes (not subclasses, not chunks, not
     RemoveMessage): what the stream stores and reads back exactly."""
     return isinstance(value, list) and all(type(m) in EXACT_CLASSES for m in value)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A private copy of a message as it was written or read: its fields as JSON (``None``
-    when they are not JSON-native: such a message never matches and is sent again) and a
-    shallow copy of the object for the rest of its state (class, fields set, extras)."""
-
-    fields: bytes | None
-    template: BaseMessage
-
-    @classmethod
-    def of(cls, message: BaseMessage) -> Snapshot:
-        try:
-            fields: bytes | None = orjson.dumps(message.__dict__)
-        except TypeError:
-            fields = None
-        return cls(fields, message.__copy__())
-
-    def matches(self, message: Any) -> bool:
-        """Whether ``message`` is equal to this one, at any depth (one ``orjson.dumps``)."""
-        template = self.template
-        if type(message) is not type(template) or self.fields is None:
-            return False
-        if message.__pydantic_extra__ != template.__pydantic_extra__:
-            return False
-        try:
-            return orjson.dumps(message.__dict__) == self.fields
-        except TypeError:
-            return False
-
-    def message(self) -> BaseMessage:
-        """A new message equal to this one, sharing nothing with it (a few microseconds,
-        against the payload's decoding and validation)."""
-        out = self.template.__copy__()
-        object.__setattr__(out, "__dict__", orjson.loads(self.fields or b"{}"))
-        return out
-
-
-Remembered = tuple[list[Snapshot], str]
-"""A thread's remembered messages and their stream reference."""
 
 
 @dataclass
@@ -94,15 +53,9 @@ class Known:
     def base(self, thread_id: str, value: list[Any]) -> tuple[str, list[Snapshot]]:
         """The reference and snapshots of the remembered list if ``value`` extends it."""
         known = self.threads.get(thread_id)
-        if known is None:
+        if known is None or not known.extended_by(value):
             return "", []
-        snapshots, ref = known
-        if len(value) < len(snapshots):
-            return "", []
-        for old, new in zip(snapshots, value, strict=False):
-            if not old.matches(new):
-                return "", []
-        return ref, snapshots
+        return known.ref, known.snapshots
 
     def remember(
         self,
@@ -116,7 +69,7 @@ class Known:
         if len(self.threads) >= KNOWN_THREADS and thread_id not in self.threads:
             self.threads.clear()
         taken = map(Snapshot.of, messages[len(kept) :])
-        self.threads[thread_id] = ([*kept, *taken], ref)
+        self.threads[thread_id] = Remembered.of([*kept, *taken], ref)
 
     def forget(self, thread_id: str) -> None:
         self.threads.pop(thread_id, None)
@@ -169,9 +122,9 @@ class Known:
         or [reference, 1] when it is the reference of ``cached`` (what the plan sent)."""
         ref = text(value[0])
         if len(value) == 2 and isinstance(value[1], int):
-            if cached is None or cached[1] != ref:
+            if cached is None or cached.ref != ref:
                 raise AgentMemoryError(f"thread {thread_id!r}: a cached read without the cache")
-            return [snapshot.message() for snapshot in cached[0]]
+            return cached.messages()
         messages = [message_from_payload(p) for p in value[1:]]
         count = ref.split(" ", 1)[0]
         if int(count) != len(messages):

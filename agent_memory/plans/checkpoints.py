@@ -187,7 +187,7 @@ class CheckpointPlans(CheckpointHistoryPlans, CheckpointAdminPlans):
         else:
             args = ("latest", ns.encode())
         cached = self.known.get(target.thread_id)
-        if cached is not None and cached[1] == FULL:
+        if cached is not None and cached.ref == FULL:
             cached = None
-        found = yield from self._read(target.thread_id, *args, cached[1] if cached else "")
+        found = yield from self._read(target.thread_id, *args, cached.ref if cached else "")
         return self._tuple(target.thread_id, found[0], cached) if found else None
