@@ -18,6 +18,7 @@ validated twin (:func:`self_check`, run once at import by :mod:`agent_memory.cod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import types
 from collections.abc import Callable, Mapping
@@ -192,6 +193,14 @@ _CHECKERS: dict[str, Checker] = {
     "list[langchain_core.messages.content.InvalidToolCall]": _invalid_tool_calls,
     "langchain_core.messages.ai.UsageMetadata | None": _usage,
 }
+# The types each checker returns as they are, unchecked further: build() keeps a value of one of
+# them without calling its checker (the other checkers are called for every value).
+_KEPT: dict[Checker, tuple[type, ...]] = {
+    _content: (str,),
+    _dict: (dict,),
+    _str: (str,),
+    _optional_str: (str, type(None)),
+}
 # Field metadata the checkers account for (ids: numbers would become strings; ours accept str).
 _KNOWN_METADATA = {"[_PydanticGeneralMetadata(coerce_numbers_to_str=True)]", "[]"}
 
@@ -242,6 +251,21 @@ _SHAPES: tuple[tuple[type, dict[str, str]], ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class _Shape:
+    """What :meth:`Template.build` does with constructor arguments of one key sequence."""
+
+    checks: tuple[tuple[str, tuple[type, ...], Checker], ...]
+    """each field given, in the order given: (name, the types kept as they are, checker)"""
+    extras: tuple[str, ...]  # the names given that are not fields (in order)
+    missing: tuple[tuple[str, Callable[[], Any]], ...]  # default factories of fields not given
+    names: frozenset[str]  # every name given: the message's fields set
+
+
+_SHAPES_CACHED = 256
+_UNSEEN: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
 class Template:
     """How to build one message class: its fields' checkers and defaults, in declaration order."""
 
@@ -251,6 +275,10 @@ class Template:
     factories: tuple[tuple[str, Callable[[], Any]], ...]
     required: frozenset[str]
     conditions: tuple[Callable[[Mapping[str, Any]], bool], ...]
+    shapes: dict[tuple[str, ...], _Shape | None] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
+    """what was derived from each key sequence given so far (a few: one per writer's shape)"""
 
     def build(self, given: dict[str, Any]) -> BaseMessage | None:
         """The message of the constructor arguments ``given`` (which become its values: the
@@ -258,31 +286,50 @@ class Template:
         for condition in self.conditions:
             if not condition(given):
                 return None
-        checks = self.checks
+        keys = tuple(given)
+        shape = self.shapes.get(keys, _UNSEEN)
+        if shape is _UNSEEN:
+            shape = self._shape(keys)
+        if shape is None:
+            return None
         values = self.defaults.copy()
-        extra: dict[str, Any] = {}
-        for name, value in given.items():
-            check = checks.get(name)
-            if check is None:
-                if name in values or name in _RESERVED:
-                    return None
-                extra[name] = value
-            else:
+        for name, kept, check in shape.checks:
+            value = given[name]
+            if type(value) not in kept:  # else the checker would return it as it is
                 value = check(value)
                 if value is _NO:
                     return None
-                values[name] = value
-        if not self.required <= given.keys():
-            return None
-        for name, factory in self.factories:
-            if name not in given:
-                values[name] = factory()
+            values[name] = value
+        for name, factory in shape.missing:
+            values[name] = factory()
         message: BaseMessage = _new(self.cls)
         _set_dict(message, values)
-        _set_fields_set(message, set(given))
-        _set_extra(message, extra)
+        _set_fields_set(message, set(shape.names))
+        _set_extra(message, {name: given[name] for name in shape.extras} if shape.extras else {})
         _set_private(message, None)
         return message
+
+    def _shape(self, keys: tuple[str, ...]) -> _Shape | None:
+        """What building from arguments named ``keys`` takes (None: validation decides, as a
+        required field is missing or a name is reserved or a field without a checker)."""
+        shape: _Shape | None = None
+        if self.required.issubset(keys):
+            checks = []
+            extras = []
+            for name in keys:
+                check = self.checks.get(name)
+                if check is not None:
+                    checks.append((name, _KEPT.get(check, ()), check))
+                elif name in self.defaults or name in _RESERVED:
+                    break
+                else:
+                    extras.append(name)
+            else:
+                missing = tuple((n, f) for n, f in self.factories if n not in keys)
+                shape = _Shape(tuple(checks), tuple(extras), missing, frozenset(keys))
+        if len(self.shapes) < _SHAPES_CACHED:
+            self.shapes[keys] = shape
+        return shape
 
 
 _new = object.__new__

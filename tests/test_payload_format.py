@@ -3,11 +3,17 @@ trusted to say "safe for orjson" (a foreign writer's JSON Lines end in a newline
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any
 
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
-from agent_memory import ConversationStore, Settings
+from agent_memory import ConversationStore, Settings, codec
 from agent_memory.codec import decode_payload, encode_record, message_from_payload
 from agent_memory.keys import KeySchema
 from tests.support.backends import Backend
@@ -50,3 +56,88 @@ def test_a_foreign_entry_in_the_stream_reads_back_exactly(
     (last,) = store.get_langchain_messages("c-foreign")[-1:]
     assert last == AIMessage("done", id="foreign-1", response_metadata=FOREIGN["response_metadata"])
     assert type(last.response_metadata["seed"]) is int
+
+
+# -- msgspec reads a payload only when it reads it exactly as the previous reader did ------------
+REFUSED = object()
+
+
+def exact(value: Any) -> Any:
+    """``value`` with dict key order, exact types and float signs (-0.0) made to count in ==."""
+    if type(value) is dict:
+        return ("dict", [(k, exact(v)) for k, v in value.items()])
+    if type(value) is list:
+        return ("list", [exact(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+def readers_agree(payload: bytes | str) -> None:
+    """Whatever msgspec reads, the reader before it (orjson, or json for 19+ digit runs) reads
+    the same; what msgspec refuses is read by that reader, so decode_payload is it."""
+    try:
+        new = codec._read_json(payload)
+    except codec._NOT_READ:
+        new = REFUSED
+    try:
+        old = codec._decode_refused(payload)
+    except (ValueError, RecursionError):
+        old = REFUSED
+    if new is not REFUSED:
+        assert old is not REFUSED, payload
+        assert exact(new) == exact(old), payload
+    if old is not REFUSED:
+        assert exact(decode_payload(payload)) == exact(old)
+
+
+big = st.integers() | st.integers(min_value=-(2**200), max_value=2**200)
+leaf = st.none() | st.booleans() | big | st.floats() | st.text(max_size=6)
+values = st.recursive(
+    leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def encodings(value: Any) -> list[bytes]:
+    out = [
+        json.dumps(value).encode(),  # NaN, Infinity, big integers, ASCII escapes (surrogates)
+        json.dumps(value, ensure_ascii=False, indent=1).encode("utf-8", "surrogatepass"),
+        (json.dumps(value, separators=(",", ":")) + "\n").encode(),
+    ]
+    with contextlib.suppress(TypeError):  # beyond 64 bits, or a lone surrogate
+        out.append(orjson.dumps(value))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(values, st.data())
+def test_msgspec_reads_exactly_what_the_previous_reader_reads(
+    value: Any, data: st.DataObject
+) -> None:
+    for payload in encodings(value):
+        readers_agree(payload)
+        readers_agree(payload.decode("utf-8", "replace"))
+        if payload:  # and near misses: one byte changed, dropped or added
+            i = data.draw(st.integers(0, len(payload) - 1))
+            byte = data.draw(st.binary(min_size=1, max_size=1))
+            readers_agree(payload[:i] + byte + payload[i + 1 :])
+            readers_agree(payload[:i] + payload[i + 1 :])
+            readers_agree(payload[:i] + byte + payload[i:])
+
+
+def test_what_msgspec_refuses_is_read_as_before() -> None:
+    for payload in [
+        b'{"n":1e400}',  # json: inf
+        b'{"s":"\\ud800"}',  # an escaped lone surrogate
+        b'{"n":-' + b"1" * 4300 + b"}",  # json takes 4300 digits, msgspec 4299 after a minus
+        b"[" * 2000 + b"]" * 2000,  # deeper than either
+        b'{"n":NaN}',
+        b"\xef\xbb\xbf{}",  # a byte order mark
+    ]:
+        readers_agree(payload)
+    with pytest.raises(orjson.JSONDecodeError, match="infinity"):  # orjson refuses it, as it did
+        decode_payload(b'{"n":1e400}')
+    long_run = b'{"n":1e400,"id":"' + b"1" * 19 + b'"}'  # the json module reads it, as it did
+    assert decode_payload(long_run) == {"n": float("inf"), "id": "1" * 19}

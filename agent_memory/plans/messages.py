@@ -65,9 +65,11 @@ def langchain_messages(conversation_id: str, found: Sequence[Any]) -> list[BaseM
     """The LangChain messages of XRANGE entries, skipping (with a warning) any entry that
     is not a readable message."""
     out: list[BaseMessage] = []
+    append = out.append
     for cursor, fields in found:
-        try:
-            out.append(message_from_payload(entry_payload(fields)))
+        try:  # redis-py's parse of an entry (bytes keys) first, inline: once per message
+            payload = fields.get(b"m") if type(fields) is dict else None
+            append(message_from_payload(payload or entry_payload(fields)))
         except _UNREADABLE:
             _skipped(conversation_id, cursor)
     return out
