@@ -158,7 +158,7 @@ def _owned_to_langchain(rec: Record) -> BaseMessage:
 def _constructor_arguments(role: str, rec: Record) -> dict[str, Any]:
     """The keyword arguments of the record's class that make its message (``rec`` itself,
     changed in place, when it holds nothing but such arguments: the common case)."""
-    if _PLAIN[role].issuperset(rec):
+    if rec.keys() <= _PLAIN[role]:  # (issuperset would build a set of the keys)
         del rec["role"]
         if "additional_kwargs" in rec and not rec["additional_kwargs"]:
             del rec["additional_kwargs"]

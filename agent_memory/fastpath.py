@@ -79,7 +79,7 @@ def _tool_calls(value: Any) -> Any:
     for call in value:
         if (
             type(call) is not dict
-            or not _CALL_KEYS.issuperset(call)
+            or not call.keys() <= _CALL_KEYS
             or type(call.get("name")) is not str
             or type(call.get("args")) is not dict
             or "id" not in call
@@ -101,7 +101,7 @@ def _invalid_tool_calls(value: Any) -> Any:
         return _NO
     out = []
     for call in value:
-        if type(call) is not dict or not _INVALID_ALLOWED.issuperset(call):
+        if type(call) is not dict or not call.keys() <= _INVALID_ALLOWED:
             return _NO
         for name in _INVALID_KEYS:
             item = call.get(name)

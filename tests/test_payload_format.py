@@ -13,9 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
-from agent_memory import ConversationStore, Settings, codec
+from agent_memory import AsyncConversationStore, ConversationStore, Settings, codec
 from agent_memory.codec import decode_payload, encode_record, message_from_payload
+from agent_memory.errors import InvalidInput
 from agent_memory.keys import KeySchema
+from agent_memory.plans import messages as messages_plans
+from agent_memory.replies import entry_payload
 from tests.support.backends import Backend
 
 BIG = 2**70 + 1  # beyond 64 bits: orjson alone would read it as a float
@@ -141,3 +144,48 @@ def test_what_msgspec_refuses_is_read_as_before() -> None:
         decode_payload(b'{"n":1e400}')
     long_run = b'{"n":1e400,"id":"' + b"1" * 19 + b'"}'  # the json module reads it, as it did
     assert decode_payload(long_run) == {"n": float("inf"), "id": "1" * 19}
+
+
+# -- the read commands leave redis-py's reply as the server sent it -------------------------
+def test_entry_payload_of_a_flat_entry_is_its_last_message_field() -> None:
+    assert entry_payload([b"m", b"{}"]) == b"{}"
+    assert entry_payload([b"x", b"1", b"m", b"a", b"y", b"2", b"m", b"b"]) == b"b"
+    assert entry_payload(["x", "1", "m", "{}"]) == "{}"
+    with pytest.raises(InvalidInput, match="without a message field"):
+        entry_payload([b"x", b"m"])
+
+
+async def test_reads_get_the_entries_unparsed_and_read_foreign_fields_exactly(
+    backend: Backend, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read sends XRANGE / XREVRANGE by bytes name, so redis-py (sync and asyncio) hands
+    over ``[cursor, [b"m", payload]]`` without building a dict and a tuple per entry; an
+    entry another writer gave more fields reads by its ``m`` field all the same."""
+    store = ConversationStore(backend.client, settings=settings)
+    store.append("c-raw", [{"role": "user", "content": "first", "id": "u1"}])
+    stream = KeySchema(settings.key_prefix).conversation("c-raw").stream
+    backend.client.xadd(stream, {"x": "1", "m": json.dumps(FOREIGN), "y": "2"})
+    seen: list[Any] = []
+    real = messages_plans.langchain_messages
+
+    def spy(conversation_id: str, found: Any) -> Any:
+        seen.append(found)
+        return real(conversation_id, found)
+
+    monkeypatch.setattr(messages_plans, "langchain_messages", spy)
+    client = backend.async_client()
+    try:
+        astore = AsyncConversationStore(client, settings=settings)
+        for read in (
+            store.get_langchain_messages("c-raw"),
+            await astore.get_langchain_messages("c-raw"),
+            store.get_langchain_messages("c-raw", limit=2),
+        ):
+            assert [m.id for m in read] == ["u1", "foreign-1"]
+            assert read[1].response_metadata == FOREIGN["response_metadata"]
+        assert [m.record for m in store.get_messages("c-raw")][1] == FOREIGN
+    finally:
+        await client.aclose()
+    assert len(seen) == 3
+    for found in seen:
+        assert found[0][1] == [b"m", b'{"role":"user","content":"first","id":"u1"}']
