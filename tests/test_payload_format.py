@@ -77,6 +77,8 @@ def exact(value: Any) -> Any:
 def readers_agree(payload: bytes | str) -> None:
     """Whatever msgspec reads, the reader before it (orjson, or json for 19+ digit runs) reads
     the same; what msgspec refuses is read by that reader, so decode_payload is it."""
+    new: Any
+    old: Any
     try:
         new = codec._read_json(payload)
     except codec._NOT_READ:
