@@ -36,11 +36,8 @@ _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 JSON and UTF-8 decoding errors and InvalidInput are ValueErrors)."""
 
 
-# The read commands' names as sent. As bytes (the same commands to Redis) redis-py leaves the
-# reply as the server sent it, ``[cursor, [b"m", payload]]`` per entry: its reply callbacks are
-# found by str name, and XRANGE's would build a dict and a tuple per entry that the readers
-# throw away (~0.4 us per message read). A cluster client finds a command's keys by its str
-# name: str there.
+# By bytes name redis-py leaves entries as sent, [cursor, [b"m", payload]], not a dict and a
+# tuple each (docs/design.md, Messages); a cluster client needs str names to find the keys.
 _RANGE_NAMES = {False: (b"XRANGE", b"XREVRANGE"), True: ("XRANGE", "XREVRANGE")}
 
 
@@ -76,11 +73,8 @@ def langchain_messages(conversation_id: str, found: Sequence[Any]) -> list[BaseM
     append = out.append
     for cursor, fields in found:
         try:  # an entry as the server sends ours, inline: this runs once per message
-            if type(fields) is list and len(fields) == 2 and fields[0] == b"m":
-                payload = fields[1]
-            else:
-                payload = entry_payload(fields)
-            append(message_from_payload(payload))
+            flat = type(fields) is list and len(fields) == 2 and fields[0] == b"m"
+            append(message_from_payload(fields[1] if flat else entry_payload(fields)))
         except _UNREADABLE:
             _skipped(conversation_id, cursor)
     return out
