@@ -141,6 +141,10 @@ def _in_order(names: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
 _USAGE_KEPT = frozenset(seq for seq in _in_order(_USAGE_ORDER) if seq[:3] == _USAGE_COUNTS)
 _USAGE_NAMES = frozenset(_USAGE_ORDER)
 _DETAILS_KEPT = {name: _in_order(order) for name, order in _DETAILS_ORDER.items()}
+# Each kept usage order -> its details (after the three counts), each with its kept key orders.
+_USAGE_DETAILS = {
+    seq: tuple((name, _DETAILS_KEPT[name]) for name in seq[3:]) for seq in _USAGE_KEPT
+}
 
 
 def _usage(value: Any) -> Any:
@@ -148,29 +152,36 @@ def _usage(value: Any) -> Any:
     order validation gives them (declared keys first), reordered like validation if not."""
     if value is None:
         return value
+    if type(value) is not dict:
+        return _NO
+    details = _USAGE_DETAILS.get(tuple(value))  # the details of a kept order, after the counts
+    if details is None:
+        value, details = _usage_reordered(value)
     if (
-        type(value) is not dict
-        or type(value.get("input_tokens")) is not int
+        type(value.get("input_tokens")) is not int
         or type(value.get("output_tokens")) is not int
         or type(value.get("total_tokens")) is not int
     ):
         return _NO
-    order = tuple(value)
-    if order not in _USAGE_KEPT:
-        if not _USAGE_NAMES.issuperset(order):
+    for name, kept in details:
+        counts = value[name]
+        if type(counts) is not dict:
             return _NO
-        value = _declared_first(value, _USAGE_ORDER)
-        order = tuple(value)
-    for name in order[3:]:  # the details, after the three counts
-        details = value[name]
-        if type(details) is not dict:
-            return _NO
-        for count in details.values():
+        for count in counts.values():
             if type(count) is not int:
                 return _NO
-        if tuple(details) not in _DETAILS_KEPT[name]:
-            value[name] = _declared_first(details, _DETAILS_ORDER[name])
+        if tuple(counts) not in kept:
+            value[name] = _declared_first(counts, _DETAILS_ORDER[name])
     return value
+
+
+def _usage_reordered(value: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Usage in another key order, reordered as validation does, and its details (an
+    unknown key: a value no count check passes, so validation decides)."""
+    if not _USAGE_NAMES.issuperset(value):
+        return {}, ()
+    value = _declared_first(value, _USAGE_ORDER)
+    return value, tuple((name, _DETAILS_KEPT[name]) for name in tuple(value)[3:])
 
 
 def _declared_first(value: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
