@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 from langchain_core.messages import (
     AIMessage,
@@ -134,7 +135,11 @@ def message_from_payload(payload: bytes | str) -> BaseMessage:
     """The LangChain message of a stored payload, equal to
     ``record_to_langchain(decode_payload(payload))``; the freshly decoded record's values
     become the message's without copies (for reads that want messages, not records)."""
-    return _owned_to_langchain(decode_payload(payload))
+    try:  # decode_payload, inline: this runs once per message read
+        rec: Record = _read_json(payload)
+    except _NOT_READ:
+        rec = _decode_refused(payload)
+    return _owned_to_langchain(rec)
 
 
 def _owned_to_langchain(rec: Record) -> BaseMessage:
@@ -153,7 +158,7 @@ def _owned_to_langchain(rec: Record) -> BaseMessage:
 def _constructor_arguments(role: str, rec: Record) -> dict[str, Any]:
     """The keyword arguments of the record's class that make its message (``rec`` itself,
     changed in place, when it holds nothing but such arguments: the common case)."""
-    if _PLAIN[role].issuperset(rec):
+    if rec.keys() <= _PLAIN[role]:  # (issuperset would build a set of the keys)
         del rec["role"]
         if "additional_kwargs" in rec and not rec["additional_kwargs"]:
             del rec["additional_kwargs"]
@@ -387,20 +392,35 @@ def encode_metadata(metadata: object, *, max_bytes: int, max_depth: int) -> str:
     return text
 
 
-# orjson reads integers beyond 64 bits as floats: a payload with a run of 19+ digits (anywhere,
-# strings included) is read by the json module instead, so every value comes back exactly. The
-# run is found by mapping digits to "0" and everything else to " " (a C loop, unlike a regex).
-# No byte of the payload is trusted to say how to read it: entries written before this rule
-# ended in a newline meaning "exact for orjson", but a foreign writer's JSON can end in one too
-# (json.dumps(...) + "\n", JSON Lines) and carry big integers; every payload is scanned.
+# A payload is read by msgspec, which reads every integer exactly (beyond 64 bits too) and refuses
+# what it cannot read exactly: an infinity (1e400), an escaped lone surrogate, an integer longer
+# than Python allows, nesting beyond the recursion limit, anything that is not strict JSON. What
+# it refuses is read as before msgspec: orjson, or the json module when the payload holds a run
+# of 19+ digits (orjson reads integers beyond 64 bits as floats), so whatever msgspec refuses is
+# read (or refused) exactly as it was, and whatever it reads, it reads as those do
+# (tests/test_payload_format.py compares them). The run is found by mapping digits to "0" and
+# everything else to " " (a C loop, unlike a regex). No byte of the payload is trusted to say how
+# to read it: entries written before this rule ended in a newline meaning "exact for orjson",
+# but a foreign writer's JSON can end in one too (JSON Lines) and carry big integers.
+_read_json = msgspec.json.Decoder().decode
+_NOT_READ = (msgspec.MsgspecError, ValueError, RecursionError)
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 19
 
 
 def decode_payload(payload: bytes | str) -> Record:
+    try:
+        rec: Record = _read_json(payload)
+    except _NOT_READ:
+        return _decode_refused(payload)
+    return rec
+
+
+def _decode_refused(payload: bytes | str) -> Record:
+    """A payload msgspec refused, read as every payload was before it (which may raise)."""
     if isinstance(payload, str):
         payload = payload.encode()
-    rec: Record  # the scan inline: this runs once per message read
+    rec: Record
     if _LONG_RUN in payload.translate(_DIGIT_MAP):
         rec = json.loads(payload)
     else:

@@ -18,6 +18,7 @@ validated twin (:func:`self_check`, run once at import by :mod:`agent_memory.cod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import types
 from collections.abc import Callable, Mapping
@@ -78,7 +79,7 @@ def _tool_calls(value: Any) -> Any:
     for call in value:
         if (
             type(call) is not dict
-            or not _CALL_KEYS.issuperset(call)
+            or not call.keys() <= _CALL_KEYS
             or type(call.get("name")) is not str
             or type(call.get("args")) is not dict
             or "id" not in call
@@ -100,7 +101,7 @@ def _invalid_tool_calls(value: Any) -> Any:
         return _NO
     out = []
     for call in value:
-        if type(call) is not dict or not _INVALID_ALLOWED.issuperset(call):
+        if type(call) is not dict or not call.keys() <= _INVALID_ALLOWED:
             return _NO
         for name in _INVALID_KEYS:
             item = call.get(name)
@@ -140,6 +141,10 @@ def _in_order(names: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
 _USAGE_KEPT = frozenset(seq for seq in _in_order(_USAGE_ORDER) if seq[:3] == _USAGE_COUNTS)
 _USAGE_NAMES = frozenset(_USAGE_ORDER)
 _DETAILS_KEPT = {name: _in_order(order) for name, order in _DETAILS_ORDER.items()}
+# Each kept usage order -> its details (after the three counts), each with its kept key orders.
+_USAGE_DETAILS = {
+    seq: tuple((name, _DETAILS_KEPT[name]) for name in seq[3:]) for seq in _USAGE_KEPT
+}
 
 
 def _usage(value: Any) -> Any:
@@ -147,29 +152,36 @@ def _usage(value: Any) -> Any:
     order validation gives them (declared keys first), reordered like validation if not."""
     if value is None:
         return value
+    if type(value) is not dict:
+        return _NO
+    details = _USAGE_DETAILS.get(tuple(value))  # the details of a kept order, after the counts
+    if details is None:
+        value, details = _usage_reordered(value)
     if (
-        type(value) is not dict
-        or type(value.get("input_tokens")) is not int
+        type(value.get("input_tokens")) is not int
         or type(value.get("output_tokens")) is not int
         or type(value.get("total_tokens")) is not int
     ):
         return _NO
-    order = tuple(value)
-    if order not in _USAGE_KEPT:
-        if not _USAGE_NAMES.issuperset(order):
+    for name, kept in details:
+        counts = value[name]
+        if type(counts) is not dict:
             return _NO
-        value = _declared_first(value, _USAGE_ORDER)
-        order = tuple(value)
-    for name in order[3:]:  # the details, after the three counts
-        details = value[name]
-        if type(details) is not dict:
-            return _NO
-        for count in details.values():
+        for count in counts.values():
             if type(count) is not int:
                 return _NO
-        if tuple(details) not in _DETAILS_KEPT[name]:
-            value[name] = _declared_first(details, _DETAILS_ORDER[name])
+        if tuple(counts) not in kept:
+            value[name] = _declared_first(counts, _DETAILS_ORDER[name])
     return value
+
+
+def _usage_reordered(value: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Usage in another key order, reordered as validation does, and its details (an
+    unknown key: a value no count check passes, so validation decides)."""
+    if not _USAGE_NAMES.issuperset(value):
+        return {}, ()
+    value = _declared_first(value, _USAGE_ORDER)
+    return value, tuple((name, _DETAILS_KEPT[name]) for name in tuple(value)[3:])
 
 
 def _declared_first(value: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
@@ -191,6 +203,14 @@ _CHECKERS: dict[str, Checker] = {
     "list[langchain_core.messages.tool.ToolCall]": _tool_calls,
     "list[langchain_core.messages.content.InvalidToolCall]": _invalid_tool_calls,
     "langchain_core.messages.ai.UsageMetadata | None": _usage,
+}
+# The types each checker returns as they are, unchecked further: build() keeps a value of one of
+# them without calling its checker (the other checkers are called for every value).
+_KEPT: dict[Checker, tuple[type, ...]] = {
+    _content: (str,),
+    _dict: (dict,),
+    _str: (str,),
+    _optional_str: (str, type(None)),
 }
 # Field metadata the checkers account for (ids: numbers would become strings; ours accept str).
 _KNOWN_METADATA = {"[_PydanticGeneralMetadata(coerce_numbers_to_str=True)]", "[]"}
@@ -242,6 +262,21 @@ _SHAPES: tuple[tuple[type, dict[str, str]], ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class _Shape:
+    """What :meth:`Template.build` does with constructor arguments of one key sequence."""
+
+    checks: tuple[tuple[str, tuple[type, ...], Checker], ...]
+    """each field given, in the order given: (name, the types kept as they are, checker)"""
+    extras: tuple[str, ...]  # the names given that are not fields (in order)
+    missing: tuple[tuple[str, Callable[[], Any]], ...]  # default factories of fields not given
+    names: frozenset[str]  # every name given: the message's fields set
+
+
+_SHAPES_CACHED = 256
+_UNSEEN: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
 class Template:
     """How to build one message class: its fields' checkers and defaults, in declaration order."""
 
@@ -251,6 +286,10 @@ class Template:
     factories: tuple[tuple[str, Callable[[], Any]], ...]
     required: frozenset[str]
     conditions: tuple[Callable[[Mapping[str, Any]], bool], ...]
+    shapes: dict[tuple[str, ...], _Shape | None] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
+    """what was derived from each key sequence given so far (a few: one per writer's shape)"""
 
     def build(self, given: dict[str, Any]) -> BaseMessage | None:
         """The message of the constructor arguments ``given`` (which become its values: the
@@ -258,31 +297,50 @@ class Template:
         for condition in self.conditions:
             if not condition(given):
                 return None
-        checks = self.checks
+        keys = tuple(given)
+        shape = self.shapes.get(keys, _UNSEEN)
+        if shape is _UNSEEN:
+            shape = self._shape(keys)
+        if shape is None:
+            return None
         values = self.defaults.copy()
-        extra: dict[str, Any] = {}
-        for name, value in given.items():
-            check = checks.get(name)
-            if check is None:
-                if name in values or name in _RESERVED:
-                    return None
-                extra[name] = value
-            else:
+        for name, kept, check in shape.checks:
+            value = given[name]
+            if type(value) not in kept:  # else the checker would return it as it is
                 value = check(value)
                 if value is _NO:
                     return None
-                values[name] = value
-        if not self.required <= given.keys():
-            return None
-        for name, factory in self.factories:
-            if name not in given:
-                values[name] = factory()
+            values[name] = value
+        for name, factory in shape.missing:
+            values[name] = factory()
         message: BaseMessage = _new(self.cls)
         _set_dict(message, values)
-        _set_fields_set(message, set(given))
-        _set_extra(message, extra)
+        _set_fields_set(message, set(shape.names))
+        _set_extra(message, {name: given[name] for name in shape.extras} if shape.extras else {})
         _set_private(message, None)
         return message
+
+    def _shape(self, keys: tuple[str, ...]) -> _Shape | None:
+        """What building from arguments named ``keys`` takes (None: validation decides, as a
+        required field is missing or a name is reserved or a field without a checker)."""
+        shape: _Shape | None = None
+        if self.required.issubset(keys):
+            checks = []
+            extras = []
+            for name in keys:
+                check = self.checks.get(name)
+                if check is not None:
+                    checks.append((name, _KEPT.get(check, ()), check))
+                elif name in self.defaults or name in _RESERVED:
+                    break
+                else:
+                    extras.append(name)
+            else:
+                missing = tuple((n, f) for n, f in self.factories if n not in keys)
+                shape = _Shape(tuple(checks), tuple(extras), missing, frozenset(keys))
+        if len(self.shapes) < _SHAPES_CACHED:
+            self.shapes[keys] = shape
+        return shape
 
 
 _new = object.__new__

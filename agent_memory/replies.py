@@ -36,13 +36,17 @@ def decoded(reply: Mapping[Any, Any]) -> dict[str, Any]:
 
 def entry_payload(fields: Any) -> bytes | str:
     """The ``m`` field of a stream entry, whether the client parsed the fields into a dict
-    (bytes or str keys) or left them a flat ``[name, value]`` list."""
+    (bytes or str keys) or left them as the server sent them, a flat ``[name, value, ...]``
+    list (the last ``m`` wins, as in redis-py's dict)."""
     if type(fields) is dict:  # redis-py's parse of a stream entry (bytes keys unless decoded)
         value = fields.get(b"m") or fields.get("m")
     elif isinstance(fields, Mapping):
         value = fields.get(b"m", fields.get("m"))
     else:
-        value = fields[1]
+        value = None
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == b"m" or fields[i] == "m":
+                value = fields[i + 1]
     if value is None:
         raise InvalidInput("stream entry without a message field")
     return value  # type: ignore[no-any-return]

@@ -171,7 +171,8 @@ def shapes(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     role = draw(st.sampled_from(sorted(by_role)))
     fields = by_role[role]
     names = draw(st.sets(st.sampled_from(sorted(fields))))
-    kwargs = {name: draw(fields[name]) for name in sorted(names | {"content"})}
+    order = draw(st.permutations(sorted(names | {"content"})))  # each order is its own shape
+    kwargs = {name: draw(fields[name]) for name in order}
     if role == "tool":
         kwargs.setdefault("tool_call_id", "c")
     return role, kwargs
@@ -408,3 +409,34 @@ def test_same_tells_key_order_and_exact_types_apart() -> None:
     assert not fastpath.same(a, b)
     assert not fastpath.same(a, c)
     assert fastpath.same(a, AIMessage(content="", response_metadata={"a": 1, "b": 2}))
+
+
+def test_each_key_order_is_built_as_validation_builds_it_extras_in_their_order() -> None:
+    """build() derives what to do from the sequence of names given (cached per sequence): the
+    same arguments in any order build the validated message, extras in the order given."""
+    base = {"content": "x", "id": "i", "name": "n", "zeta": 1, "alpha": [2]}
+    orders = [list(base), list(reversed(base)), ["alpha", "content", "zeta", "id", "name"]]
+    for order in orders:
+        kwargs = {name: base[name] for name in order}
+        for _ in range(2):  # derived, then cached
+            built = fast("user", kwargs)
+            assert built is not None
+            assert fastpath.same(built, validated("user", kwargs))
+            assert list(built.__pydantic_extra__ or {}) == [
+                n for n in order if n in ("zeta", "alpha")
+            ]
+    assert tuple(orders[0]) in _TEMPLATES["user"].shapes
+
+
+def test_shapes_beyond_the_cache_are_still_built_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = fastpath.templates(_CLASSES)["tool"]  # a fresh template, its cache empty
+    monkeypatch.setattr(fastpath, "_SHAPES_CACHED", 4)
+    for i in range(10):
+        kwargs = {"content": "x", "tool_call_id": "c", f"extra_{i}": i}
+        built = template.build(fastpath.copy_json(kwargs))
+        assert built is not None
+        assert fastpath.same(built, validated("tool", kwargs))
+    assert len(template.shapes) == 4
+    # names validation must decide (a reserved one, a missing field) are left to it, cached or not
+    assert template.build({"content": "x", "tool_call_id": "c", "type": "tool"}) is None
+    assert template.build({"content": "x"}) is None

@@ -57,6 +57,7 @@ from agent_memory import (
 from agent_memory.core import StoreConfig
 from agent_memory.openai_agents import RedisSession
 from agent_memory.plans import sessions as plans
+from agent_memory.replies import text as reply_text
 from agent_memory.transfer import export_jsonl, import_jsonl
 from tests.support.api import api_client
 from tests.support.drive import commands, drive
@@ -630,7 +631,7 @@ async def test_get_items_with_a_limit_reads_only_the_last_items(
     assert await session.get_items(5) == items[-5:]
     assert len(spy.calls) == 1  # one round trip: one command
     command, _, high, low, count, n = spy.calls[0]
-    assert (command, high, low, count, n) == ("XREVRANGE", "+", "-", "COUNT", 5)
+    assert (reply_text(command), high, low, count, n) == ("XREVRANGE", "+", "-", "COUNT", 5)
     if backend.real:
         stats = backend.client.info("commandstats")
         assert stats["cmdstat_xrevrange"]["calls"] == 1

@@ -36,6 +36,11 @@ _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 JSON and UTF-8 decoding errors and InvalidInput are ValueErrors)."""
 
 
+# By bytes name redis-py leaves entries as sent, [cursor, [b"m", payload]], not a dict and a
+# tuple each (docs/design.md, Messages); a cluster client needs str names to find the keys.
+_RANGE_NAMES = {False: (b"XRANGE", b"XREVRANGE"), True: ("XRANGE", "XREVRANGE")}
+
+
 def _skipped(conversation_id: str, cursor: Any) -> None:
     log.warning(
         "skipped stream entry %s of conversation %r: not a message this store can read "
@@ -65,9 +70,11 @@ def langchain_messages(conversation_id: str, found: Sequence[Any]) -> list[BaseM
     """The LangChain messages of XRANGE entries, skipping (with a warning) any entry that
     is not a readable message."""
     out: list[BaseMessage] = []
+    append = out.append
     for cursor, fields in found:
-        try:
-            out.append(message_from_payload(entry_payload(fields)))
+        try:  # an entry as the server sends ours, inline: this runs once per message
+            flat = type(fields) is list and len(fields) == 2 and fields[0] == b"m"
+            append(message_from_payload(fields[1] if flat else entry_payload(fields)))
         except _UNREADABLE:
             _skipped(conversation_id, cursor)
     return out
@@ -223,12 +230,13 @@ class MessagePlans(PlanContext):
         if a == rules.LAST_CURSOR or b == rules.FIRST_CURSOR:  # nothing beyond: Redis would
             low, high = "+", "-"  # reject the bound, so ask for an empty range
         newest_first = limit is not None and after is None
+        xrange, xrevrange = _RANGE_NAMES[self.config.cluster]
         if limit is None:
-            read = Call(("XRANGE", keys.stream, low, high))
+            read = Call((xrange, keys.stream, low, high))
         elif newest_first:
-            read = Call(("XREVRANGE", keys.stream, high, low, "COUNT", limit))
+            read = Call((xrevrange, keys.stream, high, low, "COUNT", limit))
         else:
-            read = Call(("XRANGE", keys.stream, low, high, "COUNT", limit))
+            read = Call((xrange, keys.stream, low, high, "COUNT", limit))
         batch = [read]
         if require_exists:
             batch.append(Call(("EXISTS", keys.meta)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from agent_memory.plan import Batch, Plan
+from agent_memory.plan import Batch, Plan, text
 
 T = TypeVar("T")
 Reply = list[Any] | Callable[[Batch], list[Any]] | BaseException
@@ -63,5 +63,5 @@ def drive(plan: Plan[T], replies: Iterable[Reply]) -> tuple[T, list[Batch]]:
 
 def commands(batches: Iterable[Batch]) -> list[list[str]]:
     """The command name of each call, batch by batch (a script call by its script's name),
-    for short assertions on what a plan sends."""
-    return [[c.script.name if c.script else str(c.args[0]) for c in batch] for batch in batches]
+    for short assertions on what a plan sends (a name sent as bytes read as text)."""
+    return [[c.script.name if c.script else text(c.args[0]) for c in batch] for batch in batches]
