@@ -130,7 +130,8 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Worker processes (uvicorn workers sharing the port; about one per core).",
+            help="Worker processes on the port (about one per core; on Linux each accepts on a "
+            "socket of its own, so the kernel spreads connections over them).",
         ),
     ] = 1,
 ) -> None:
@@ -157,8 +158,13 @@ def serve(
             # it at the embedded server started above (REDIS_URL wins over everything else).
             if settings.embedded:
                 os.environ[_REDIS_URL] = effective.url
-            # uvicorn's supervisor handles SIGTERM itself: it stops every worker, then returns.
-            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+            from agent_memory import workers as supervisor
+
+            # The supervisor handles SIGINT and SIGTERM itself: it stops every worker, then
+            # returns (0), and the embedded server stops on the way out.
+            code = supervisor.run(f"{__name__}:worker_app", workers, **options)
+            if code:
+                raise typer.Exit(code)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -122,9 +122,12 @@ class Caller:
         """The tenant's store (the base store when no keys are configured)."""
         if self.keyless:
             return self.state.store
-        if self.tenant is None:
+        self.require_store()
+        return self.state.tenant_stores[self.tenant]  # type: ignore[index]
+
+    def require_store(self) -> None:
+        if not self.keyless and self.tenant is None:
             raise ApiError(403, "this key opens no conversations; use a tenant's API key")
-        return self.state.tenant_stores[self.tenant]
 
     def require_admin(self) -> None:
         if not (self.keyless or self.admin):
@@ -191,6 +194,14 @@ async def tenant_store(request: Request) -> AsyncConversationStore:
     return caller_of(request.scope).store
 
 
+async def tenant_caller(request: Request) -> Caller:
+    """The caller, known to have a tenant store: for the routes that need the store and the
+    app's state (one dependency instead of two: each costs a few microseconds per request)."""
+    caller = caller_of(request.scope)
+    caller.require_store()
+    return caller
+
+
 async def require_admin(request: Request) -> None:
     """An admin key: the cache routes."""
     caller_of(request.scope).require_admin()
@@ -201,4 +212,5 @@ async def _state(request: Request) -> ApiState:
 
 
 Store = Annotated[AsyncConversationStore, Depends(tenant_store)]
+Tenant = Annotated[Caller, Depends(tenant_caller)]
 State = Annotated[ApiState, Depends(_state)]

@@ -9,17 +9,21 @@ expressible in JSON Schema; they are refused with 413.)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import BaseRoute
 
 from agent_memory.settings import Settings
 
 
-def install(app: FastAPI, settings_of: Any) -> None:
-    """Make ``app.openapi()`` build (once) the document with the limits of
-    ``settings_of()``."""
+def install(
+    app: FastAPI, settings_of: Any, routes_of: Callable[[], Sequence[BaseRoute]] | None = None
+) -> None:
+    """Make ``app.openapi()`` build (once) the document with the limits of ``settings_of()``,
+    of the routes ``routes_of()`` in their order (default: the app's routes)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -27,7 +31,7 @@ def install(app: FastAPI, settings_of: Any) -> None:
                 title=app.title,
                 version=app.version,
                 description=app.description,
-                routes=app.routes,
+                routes=routes_of() if routes_of is not None else app.routes,
             )
             app.openapi_schema = with_limits(document, settings_of())
         return app.openapi_schema

@@ -13,6 +13,11 @@ reported, so that it is seen not to be the bottleneck). Each connection appends 
 corpus messages (one per request, each with its own id, as agents send them) to its own
 conversation, then reads that conversation's last 20 messages. Requests are encoded before
 the clock starts. Runs of the servers are interleaved; medians of the repeats.
+
+Besides requests/s and latency (wall clock, which other work on a shared machine moves), each
+load reports the CPU time the server's processes spent per request (from /proc: the figure
+least moved by other work), and for ``--workers 2`` how the 16 connections were spread over
+the workers (from /proc/net/tcp: which worker holds the server side of each).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import shutil
 import statistics
@@ -54,6 +60,8 @@ class Load:
     p50: float
     p99: float
     client_cpu: float  # this process's CPU seconds per wall second while it ran the load
+    server_us: float  # CPU microseconds the server's processes spent per request (nan: no /proc)
+    busiest: float  # the busiest worker's share of the connections (1.0 with one worker)
 
 
 @dataclass(frozen=True)
@@ -132,8 +140,12 @@ def _requests(kind: str, client: int, n: int) -> list[bytes]:
     ]
 
 
-async def _client(port: int, raws: list[bytes], out: list[float]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _client(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    raws: list[bytes],
+    out: list[float],
+) -> None:
+    reader, writer = connection
     try:
         for raw in raws:
             start = time.perf_counter()
@@ -145,17 +157,82 @@ async def _client(port: int, raws: list[bytes], out: list[float]) -> None:
         writer.close()
 
 
-async def _load(port: int, kind: str, n: int) -> Load:
-    """``n`` requests on each of the ``CLIENTS`` connections at once."""
+async def _load(port: int, kind: str, n: int, server_pid: int) -> Load:
+    """``n`` requests on each of the ``CLIENTS`` connections at once (all connected first,
+    together)."""
     per_client = [_requests(kind, c, n) for c in range(CLIENTS)]
     latencies: list[float] = []
+    # All at once, as a pool of clients starting together connects.
+    connect = (asyncio.open_connection("127.0.0.1", port) for _ in range(CLIENTS))
+    connections = await asyncio.gather(*connect)
+    pids = {server_pid, *_descendants(server_pid)}
+    spread = _spread(port, pids)
+    server_cpu = _cpu_seconds(pids)
     cpu, start = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(_client(port, raws, latencies) for raws in per_client))
+    clients = zip(connections, per_client, strict=True)
+    await asyncio.gather(*(_client(c, raws, latencies) for c, raws in clients))
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
+    server_cpu = _cpu_seconds(pids) - server_cpu
     ms = sorted(x * 1000 for x in latencies)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    return Load(len(ms) / elapsed, statistics.median(ms), p99, cpu / elapsed)
+    busiest = max(spread) / CLIENTS if spread else math.nan
+    return Load(
+        len(ms) / elapsed, statistics.median(ms), p99, cpu / elapsed,
+        server_cpu / len(ms) * 1e6, busiest,
+    )  # fmt: skip
+
+
+def _descendants(pid: int) -> set[int]:
+    """The live descendants of ``pid`` (from /proc; empty without it)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    """CPU seconds ``pids`` have run, every thread counted, in nanoseconds (the first field of
+    each thread's /proc schedstat; nan without it)."""
+    if not Path("/proc/self/schedstat").exists():
+        return math.nan
+    ns = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                ns += int(stat.read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread or process that has exited
+    return ns / 1e9
+
+
+def _spread(port: int, pids: set[int]) -> list[int]:
+    """How many of the established connections to loopback ``port`` each of ``pids`` holds
+    the server side of (nonzero counts only; empty without /proc)."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    local = f"0100007F:{port:04X}"
+    inodes = {c[9] for c in map(str.split, table) if c[1] == local and c[3] == "01"}
+    counts = []
+    for pid in pids:
+        try:
+            links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        except OSError:
+            continue
+        held = sum(1 for inode in inodes if f"socket:[{inode}]" in links)
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
 
 
 async def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -192,7 +269,7 @@ class _Server:
 
     def load(self, kind: str, n: int) -> Load:
         try:
-            return asyncio.run(_load(self.port, kind, n))
+            return asyncio.run(_load(self.port, kind, n, self.proc.pid))
         except Exception as exc:
             raise RuntimeError(f"{self.name}: {exc}; log: {self.log.read_text()[-2000:]}") from exc
 
@@ -263,23 +340,39 @@ def render(rows: Sequence[ApiRow], quick: bool = False) -> list[str]:
         "process, each appending corpus messages (one per request, own ids) to its own "
         "conversation, then reading its last 20; runs interleaved, medians. The machine has "
         f"{os.cpu_count()} CPUs shared by the servers, redis-server and the load generator "
-        "(its CPU share is in the last columns): `--workers 2` competes with both for them.",
+        "(its CPU share is in the last columns): `--workers 2` competes with both for them. "
+        "Server CPU is the CPU time of the server's processes per request (from /proc), the "
+        "figure that other work on the machine moves least: "
+        f"ours / bare {ours.append.server_us / bare.append.server_us:.2f}x on appends, "
+        f"{ours.read.server_us / bare.read.server_us:.2f}x on reads. `--workers 2`: the "
+        f"busiest worker held {two.append.busiest:.0%} (appends) and {two.read.busiest:.0%} "
+        "(reads) of the 16 connections (medians). "
+        f"Load average at the end of the run: {_load_average()}.",
         "",
         "| target (agent-memory serve) | measured | met |",
         "|---|--:|:-:|",
         *(f"| {name} | {got} | {'yes' if ok else '**no**'} |" for name, got, ok in targets),
         "",
         "| server | append req/s | p50 ms | p99 ms | read req/s | p50 ms | p99 ms "
-        "| load generator CPU (append / read) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| server CPU us/req (append / read) | load generator CPU (append / read) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in (ours, bare, two):
         a, g = r.append, r.read
         lines.append(
             f"| {r.name} | {a.rps:,.0f} | {a.p50:.1f} | {a.p99:.1f} | {g.rps:,.0f} "
-            f"| {g.p50:.1f} | {g.p99:.1f} | {a.client_cpu:.0%} / {g.client_cpu:.0%} |"
+            f"| {g.p50:.1f} | {g.p99:.1f} | {a.server_us:,.0f} / {g.server_us:,.0f} "
+            f"| {a.client_cpu:.0%} / {g.client_cpu:.0%} |"
         )
     return [*lines, "", END]
+
+
+def _load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} (1 min), {five:.2f} (5 min), {fifteen:.2f} (15 min) on {os.cpu_count()} CPUs"
 
 
 def splice(existing: str, section: Sequence[str]) -> str:

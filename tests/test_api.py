@@ -425,6 +425,21 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     json.dumps(schema)
 
 
+async def test_the_document_lists_the_routes_in_their_declared_order(
+    client: httpx.AsyncClient,
+) -> None:
+    """The message routes are matched first (they are the busiest), but documented after
+    the health and conversation routes, as declared."""
+    paths = list((await client.get("/openapi.json")).json()["paths"])
+    assert paths[:4] == [
+        "/health",
+        BASE,
+        f"{BASE}/{{conversation_id}}",
+        f"{BASE}/{{conversation_id}}/messages",
+    ]
+    assert paths[-1] == "/metrics"
+
+
 @pytest.mark.parametrize(
     ("params", "status"),
     [

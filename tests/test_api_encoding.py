@@ -5,18 +5,23 @@ set left out) gives, for every record shape, plain or not."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.messages import messages_from_dict
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from agent_memory.codec import StoredMessage, record_from_langchain
+from agent_memory.models import ms_to_datetime
 from api import schemas
 from api.schemas import MessageList, StoredMessageOut, message_list_json
 
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 CORPUS = Path(__file__).resolve().parent.parent / "bench" / "corpus.jsonl"
 
 
@@ -74,3 +79,19 @@ def test_a_tool_call_without_args_is_refused_as_before() -> None:
     assert not schemas._plain(page[0].record)
     with pytest.raises(ValidationError, match="args"):
         message_list_json(page)
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=0, max_value=253_402_300_799_999))  # up to the end of year 9999
+def test_created_at_is_written_as_pydantic_writes_the_datetime(ms: int) -> None:
+    expected = orjson.loads(_DATETIME.dump_json(ms_to_datetime(ms)))
+    assert schemas._created_text(f"{ms}-0") == expected
+
+
+@pytest.mark.parametrize(
+    "ms",
+    [0, 999, 1000, 1_700_000_000_000, 1_700_000_000_001, schemas._EXACT_MS - 1, schemas._EXACT_MS],
+)
+def test_created_at_at_the_edges(ms: int) -> None:
+    expected = orjson.loads(_DATETIME.dump_json(ms_to_datetime(ms)))
+    assert schemas._created_text(f"{ms}-7") == expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -150,6 +151,25 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+def _listening(pid: int, port: int) -> set[str]:
+    """The inodes of the sockets ``pid`` holds that listen on loopback ``port``."""
+    inodes = {
+        cols[9]
+        for cols in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+        if cols[1] == f"0100007F:{port:04X}" and cols[3] == "0A"  # 0A: LISTEN
+    }
+    try:
+        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return set()
+    return {inode for inode in inodes if f"socket:[{inode}]" in links}
+
+
+def _workers(pid: int, port: int) -> set[int]:
+    """The children of ``serve`` (pid) that listen on ``port``: its workers."""
+    return {child for child in _children(pid) if _listening(child, port)}
+
+
 def _owner_of_peer(port: int, client_port: int, pids: set[int]) -> int | None:
     """The pid among ``pids`` whose socket is the server side of the loopback connection from
     ``client_port`` to ``port`` (matched through /proc/net/tcp inodes)."""
@@ -178,7 +198,12 @@ def test_serve_workers_embedded_share_one_redis_and_all_stop_on_sigterm(tmp_path
         family = _children(proc.pid)
         servers = [p for p in family if b"redis-server" in Path(f"/proc/{p}/cmdline").read_bytes()]
         assert len(servers) == 1, log.read_text()  # one embedded server for all the workers
-        workers = family - set(servers)
+        workers = _workers(proc.pid, port)
+        assert len(workers) == 2, log.read_text()
+        # Each worker accepts on a listening socket of its own (the kernel spreads new
+        # connections over them), not on one socket they share.
+        assert len({frozenset(_listening(pid, port)) for pid in workers}) == 2
+        assert all(len(_listening(pid, port)) == 1 for pid in workers)
         served: set[int] = set()
         # New connections until two workers have each answered one (the kernel picks which
         # worker accepts a connection): bounded, and each append must be stored.
@@ -204,5 +229,67 @@ def test_serve_workers_embedded_share_one_redis_and_all_stop_on_sigterm(tmp_path
     match = re.search(r"embedded Redis at redis://127\.0\.0\.1:(\d+)", log.read_text())
     assert match, log.read_text()
     assert not {p for p in family if _running(p)}  # the workers and the server are gone
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=int(match.group(1)), socket_connect_timeout=0.5).ping()
+
+
+def _wait_for_workers(proc: subprocess.Popen[bytes], port: int, gone: set[int]) -> set[int]:
+    """The two workers of ``serve`` once none of ``gone`` is among them (bounded wait)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        workers = _workers(proc.pid, port)
+        if len(workers) == 2 and not workers & gone:
+            return workers
+        time.sleep(0.1)
+    pytest.fail(f"the workers were not replaced: {_workers(proc.pid, port)} (gone: {gone})")
+
+
+@pytest.mark.redis_server
+def test_serve_workers_replaces_a_dead_worker_and_every_worker_on_sighup(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    env = clean_env(REDIS_URL=f"{redis_server.url}/2", AGENT_MEMORY_PREFIX="serve_workers")
+    log = tmp_path / "serve.log"
+    with serving(env, log, "--workers", "2") as (proc, base):
+        port = int(base.rsplit(":", 1)[1])
+        first = _wait_for_workers(proc, port, set())
+        sockets = {frozenset(_listening(pid, port)) for pid in first}
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        after_kill = _wait_for_workers(proc, port, {killed})
+        assert first - {killed} < after_kill  # the other worker was left alone
+        proc.send_signal(signal.SIGHUP)
+        after_hup = _wait_for_workers(proc, port, after_kill)
+        # The replacements accept on the sockets the parent kept: the same ones.
+        assert {frozenset(_listening(pid, port)) for pid in after_hup} == sockets
+        for i in range(8):  # new connections, whichever worker each reaches, are served
+            assert talk(base, "replaced", f"m{i}")[-1] == f"m{i}"
+        assert stop(proc) == 0
+    assert "died" in log.read_text()
+    keys = redis_server.client(db=2).keys("serve_workers:*")
+    redis_server.client(db=2).delete(*keys)
+
+
+@pytest.mark.redis_server
+def test_serve_workers_on_a_port_in_use_exits_3_and_stops_the_embedded_redis(
+    tmp_path: Path,
+) -> None:
+    env = clean_env(AGENT_MEMORY_DATA_DIR=str(tmp_path / "data"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(EXE), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+    output = (done.stdout + done.stderr).decode()
+    assert done.returncode == 3, output
+    assert "cannot listen on 127.0.0.1" in output
+    match = re.search(r"embedded Redis at redis://127\.0\.0\.1:(\d+)", output)
+    assert match, output
+    assert "embedded Redis stopped" in output
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=int(match.group(1)), socket_connect_timeout=0.5).ping()

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from agent_memory.codec import StoredMessage
-from api.deps import State, Store
+from api.deps import Tenant
 from api.errors import error_responses as errors
 from api.params import (
     ConversationId,
@@ -52,15 +52,15 @@ def _out(messages: list[StoredMessage], status: int = 200) -> Response:
 async def append_messages(
     conversation_id: ConversationId,
     body: MessagesIn,
-    store: Store,
-    state: State,
+    caller: Tenant,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Append messages atomically; idempotent by message id and ``Idempotency-Key``."""
     records: list[dict[str, Any]] = [m.to_record() for m in body.messages]
     key = parse_idempotency_key(idempotency_key)
+    state = caller.state
     with state.metrics.timed("append"):
-        stored = await store.append(conversation_id, records, idempotency_key=key)
+        stored = await caller.store.append(conversation_id, records, idempotency_key=key)
     state.metrics.appended.inc(sum(1 for m in stored if m.added))
     return _out(stored, 201)
 
@@ -73,8 +73,7 @@ async def append_messages(
 )
 async def get_messages(
     conversation_id: ConversationId,
-    store: Store,
-    state: State,
+    caller: Tenant,
     limit: Limit = None,
     before: Cursor = None,
     after: Cursor = None,
@@ -82,8 +81,9 @@ async def get_messages(
     """Oldest first. By default the last ``limit`` messages (100, at most the configured page
     size); with ``before`` the ``limit`` messages just before that cursor, with ``after`` the
     ``limit`` messages just after it."""
+    state = caller.state
     with state.metrics.timed("get_messages"):
-        stored = await store.get_messages(
+        stored = await caller.store.get_messages(
             conversation_id,
             limit=page_limit(state.settings, limit, DEFAULT_PAGE),
             before=before,
