@@ -61,7 +61,14 @@ def create_app(
                 await base.aclose()
 
     app = FastAPI(
-        title="agent-memory", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="agent-memory",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # No redirect to the path with(out) a trailing slash: an id's encoded slash decodes
+        # into the path, so `/conversations/a%2F` would be sent to conversation `a` and
+        # `/conversations/%2F` to the listing. Such paths are 404 (documented).
+        redirect_slashes=False,
     )
     errors.install(app)
     # Documented in this order; matched with the message routes first (the busiest: every

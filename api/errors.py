@@ -49,7 +49,7 @@ STATUSES: dict[int, tuple[str, str | None]] = {
     404: (
         "not_found",
         "No such conversation (or another tenant's); or no such path: an id containing `/` "
-        "cannot be addressed in a path",
+        "cannot be addressed in a path, and a path with a trailing `/` is not redirected",
     ),
     405: ("method_not_allowed", None),
     409: ("conflict", "The conversation id is taken"),

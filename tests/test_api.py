@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -78,6 +79,7 @@ async def test_list_newest_activity_first_with_filters_and_paging(
 ) -> None:
     for i in range(5):
         await client.post(BASE, json={"id": f"c{i}", "user_id": "u" if i % 2 else "v"})
+    await asyncio.sleep(0.002)  # activity is kept in ms: a bump in the same ms would tie with c4
     await post_messages(client, "c0", [user("bump")])  # c0 becomes the most recent
     first = (await client.get(BASE, params={"limit": 3})).json()
     assert [c["id"] for c in first["items"]] == ["c0", "c4", "c3"]
@@ -249,6 +251,21 @@ async def test_encoded_slash_in_a_path_id_stores_nothing(
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert backend.client.dbsize() == 0
+
+
+@pytest.mark.parametrize("cid", ["/", "a/", "/a", "a//b"])
+async def test_an_id_with_a_slash_is_404_in_a_path_never_a_redirect(
+    client: httpx.AsyncClient, cid: str
+) -> None:
+    """Such an id exists (created through a body) but cannot be addressed in a path: its
+    encoded slashes decode into the path, which must not be redirected to another route or to
+    the conversation without the slash."""
+    assert (await client.post(BASE, json={"id": "a"})).status_code == 201
+    assert (await client.post(BASE, json={"id": cid})).status_code == 201
+    for suffix in ("", "/messages"):
+        response = await client.get(f"{BASE}/{quote(cid, safe='')}{suffix}")
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize("cid", ["x" * 257, "a%00b", "tab%09"])
