@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypedDict
 
 import fakeredis
@@ -215,23 +215,35 @@ def test_a_saver_reads_back_its_own_messages_as_new_equal_objects(
     assert fresh.checkpoint["channel_values"]["messages"] == second
 
 
+def _put_changed_in_place(
+    saver: RedisSaver, thread: str, message: Any, change: Callable[[Any], None]
+) -> RunnableConfig:
+    """Put ``[message]``, ``change`` it in place, put ``[message, a new one]``: the second
+    checkpoint's config."""
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": [message]}
+    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    config: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
+    change(message)
+    second = empty_checkpoint()
+    second["channel_values"] = {"messages": [message, HumanMessage("next", id=f"{thread}-2")]}
+    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
+    second["channel_versions"] = {"messages": version}
+    return saver.put(config, second, {}, second["channel_versions"])
+
+
 def test_a_message_extra_changed_in_place_is_stored_again_and_never_shared(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:
     """Pydantic extras (fields a message class does not declare) count as the message: one
     changed in place after a put is sent again; reads return extras of their own."""
-    checkpoint = empty_checkpoint()
     message = AIMessage("a", id="x1", custom={"tags": ["one"]})
-    checkpoint["channel_values"] = {"messages": [message]}
-    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
-    config: RunnableConfig = {"configurable": {"thread_id": "extra", "checkpoint_ns": ""}}
-    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
-    message.custom["tags"].append("two")  # type: ignore[attr-defined]
-    second = empty_checkpoint()
-    second["channel_values"] = {"messages": [message, HumanMessage("next", id="x2")]}
-    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
-    second["channel_versions"] = {"messages": version}
-    stored = saver.put(config, second, {}, second["channel_versions"])
+
+    def change(m: Any) -> None:
+        m.custom["tags"].append("two")
+
+    stored = _put_changed_in_place(saver, "extra", message, change)
     for reader in (saver, _fresh(backend, settings)):
         got = reader.get_tuple(stored)
         assert got is not None
@@ -246,19 +258,13 @@ def test_a_message_extra_changed_in_place_is_stored_again_and_never_shared(
 def test_a_message_changed_in_place_at_depth_is_stored_again(
     saver: RedisSaver, backend: Any, settings: Settings
 ) -> None:
-    checkpoint = empty_checkpoint()
     call = {"id": "k1", "name": "look", "args": {"q": "x"}}
     message = AIMessage("", id="deep", tool_calls=[call])
-    checkpoint["channel_values"] = {"messages": [message]}
-    checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
-    config: RunnableConfig = {"configurable": {"thread_id": "depth", "checkpoint_ns": ""}}
-    config = saver.put(config, checkpoint, {}, checkpoint["channel_versions"])
-    message.tool_calls[0]["args"]["q"] = "changed"  # in place, two levels down
-    second = empty_checkpoint()
-    second["channel_values"] = {"messages": [message, HumanMessage("next", id="n")]}
-    version = saver.get_next_version(checkpoint["channel_versions"]["messages"], None)
-    second["channel_versions"] = {"messages": version}
-    stored = saver.put(config, second, {}, second["channel_versions"])
+
+    def change(m: Any) -> None:
+        m.tool_calls[0]["args"]["q"] = "changed"  # in place, two levels down
+
+    stored = _put_changed_in_place(saver, "depth", message, change)
     for reader in (saver, _fresh(backend, settings)):
         got = reader.get_tuple(stored)
         assert got is not None
