@@ -165,7 +165,7 @@ async def _load(port: int, kind: str, n: int, server_pid: int) -> Load:
     # All at once, as a pool of clients starting together connects.
     connect = (asyncio.open_connection("127.0.0.1", port) for _ in range(CLIENTS))
     connections = await asyncio.gather(*connect)
-    pids = {server_pid, *_descendants(server_pid)}
+    pids = {server_pid, *descendants(server_pid)}
     spread = _spread(port, pids)
     server_cpu = _cpu_seconds(pids)
     cpu, start = time.process_time(), time.perf_counter()
@@ -183,7 +183,7 @@ async def _load(port: int, kind: str, n: int, server_pid: int) -> Load:
     )  # fmt: skip
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
     """The live descendants of ``pid`` (from /proc; empty without it)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

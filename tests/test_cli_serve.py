@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from agent_memory.embedded import RedisProcess, free_port
+from bench.api import descendants  # the bench counts CPU of the same process tree
 
 EXE = Path(sys.executable).with_name("agent-memory")
 START_TIMEOUT = 30.0
@@ -124,23 +125,6 @@ def test_serve_embedded_keeps_data_across_restarts_and_stops_its_server(tmp_path
         assert stop(proc) == 0
 
 
-def _children(pid: int) -> set[int]:
-    """Every live descendant of ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 def _running(pid: int) -> bool:
     """True if ``pid`` is a process that has not exited (a zombie waiting to be reaped by
     whoever inherited it has exited)."""
@@ -167,7 +151,7 @@ def _listening(pid: int, port: int) -> set[str]:
 
 def _workers(pid: int, port: int) -> set[int]:
     """The children of ``serve`` (pid) that listen on ``port``: its workers."""
-    return {child for child in _children(pid) if _listening(child, port)}
+    return {child for child in descendants(pid) if _listening(child, port)}
 
 
 def _owner_of_peer(port: int, client_port: int, pids: set[int]) -> int | None:
@@ -195,7 +179,7 @@ def test_serve_workers_embedded_share_one_redis_and_all_stop_on_sigterm(tmp_path
     log = tmp_path / "serve.log"
     with serving(env, log, "--workers", "2") as (proc, base):
         port = int(base.rsplit(":", 1)[1])
-        family = _children(proc.pid)
+        family = descendants(proc.pid)
         servers = [p for p in family if b"redis-server" in Path(f"/proc/{p}/cmdline").read_bytes()]
         assert len(servers) == 1, log.read_text()  # one embedded server for all the workers
         workers = _workers(proc.pid, port)
