@@ -153,10 +153,10 @@ def test_server_side_an_append_of_500_is_one_script_call(real: redis.Redis, wire
     assert not real.exists(store.keys.conversation("c1").tokens)
 
 
-def test_server_side_a_next_append_runs_eight_commands(real: redis.Redis) -> None:
+def test_server_side_a_next_append_runs_ten_commands(real: redis.Redis) -> None:
     """The appends after the first (ids given, no idempotency key, within the TTL slack of the
-    last refresh) run 8 commands in the script and set no expiry: their keys have it already
-    (see the 'refreshed' field in append.lua). With a key, 3 more (the token's hash)."""
+    last refresh) run 10 commands in the script and set no expiry: their keys have it already
+    (see the 'refreshed' field in append.lua). With a key, 4 more (the token's hash)."""
     store = ConversationStore(real, settings=make_settings())
     store.create("c1", user_id="u", agent_id="a")
     store.append("c1", batch(1, "first"))
@@ -168,7 +168,7 @@ def test_server_side_a_next_append_runs_eight_commands(real: redis.Redis) -> Non
         "hmget": 2,  # the metadata hash; the ids
         "xadd": 1,
         "hset": 2,  # the ids; the metadata hash
-        "pexpiretime": 1,  # the metadata hash still expires at its last refresh
+        "pexpiretime": 3,  # the hash, the stream and the ids still expire at the last refresh
         "zadd": 4,  # the activity in the global, user, agent and (user, agent) indexes
     }
     real.config_resetstat()

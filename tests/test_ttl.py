@@ -166,6 +166,23 @@ async def test_an_expiry_changed_by_hand_is_refreshed_by_the_next_write(drv: Dri
     assert all(t > 2_592_000_000 - 60_000 for t in ttls), ttls
 
 
+@pytest.mark.parametrize("removed", ["stream", "ids", "tokens"])
+async def test_a_key_removed_since_the_last_refresh_gets_a_ttl_when_written_again(
+    drv: Driver, removed: str
+) -> None:
+    """A key that vanished since the last full refresh (a pop that removed the last id, a
+    copy_thread, a hand-made DEL, eviction) and is written again by an append, within the
+    slack and with the hash's expiry untouched, gets the TTL like every other key."""
+    keys = drv.keys.conversation("c1")
+    await drv.append("c1", [{"role": "user", "content": "x", "id": "m1"}], idempotency_key="a")
+    key = {"stream": keys.stream, "ids": keys.ids, "tokens": keys.tokens}[removed]
+    assert int(drv.raw.pttl(key)) > 0
+    drv.raw.delete(key)
+    await drv.append("c1", [{"role": "user", "content": "y", "id": "m2"}], idempotency_key="b")
+    assert int(drv.raw.pttl(key)) > 2_592_000_000 - 60_000
+    assert all(t > 2_592_000_000 - 60_000 for t in conversation_ttls(drv, "c1"))
+
+
 async def test_a_short_ttl_refreshes_on_every_write_past_its_slack(
     make_driver: Callable[..., Driver],
 ) -> None:

@@ -82,15 +82,11 @@ end
 -- Sliding expiry of all the conversation's keys (its LangGraph thread's too: a write through
 -- the library or REST keeps the checkpoints as long as the messages), and its activity in
 -- every index it is in. One absolute expiry (now + ttl) for all of them: relative PEXPIREs
--- would each read the clock, which may tick between two of them. Returns which of the stream,
--- ids and tokens keys exist ('s', 'i', 't'; see append.lua's 'refreshed' field).
+-- would each read the clock, which may tick between two of them.
 local function touch_conversation(conv_id, now, ttl, named)
   local expire_arg = decimal(now + ttl)
-  local exist = ''
-  for i, flag in ipairs({'s', 'h', 'i', 't'}) do
-    if redis.call('PEXPIREAT', KEYS[i], expire_arg) == 1 and flag ~= 'h' then
-      exist = exist .. flag
-    end
+  for i = 1, 4 do
+    redis.call('PEXPIREAT', KEYS[i], expire_arg)
   end
   for _, key in ipairs(thread_keys()) do
     redis.call('PEXPIREAT', key, expire_arg)
@@ -98,7 +94,6 @@ local function touch_conversation(conv_id, now, ttl, named)
   if KEYS[5] then
     touch_indexes(KEYS[5], KEYS[6], conv_id, now, ttl, named)
   end
-  return exist
 end
 
 -- Cluster mode: {time, user index, agent index, pair index ('' where none)} for the caller's
