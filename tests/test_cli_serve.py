@@ -5,6 +5,7 @@ command starts its own server with AOF in AGENT_MEMORY_DATA_DIR, and stops it on
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -20,8 +21,10 @@ import httpx
 import pytest
 import redis
 
+from agent_memory import cli
 from agent_memory.embedded import RedisProcess, free_port
 from bench.api import descendants  # the bench counts CPU of the same process tree
+from tests.support.settings import make_settings
 
 EXE = Path(sys.executable).with_name("agent-memory")
 START_TIMEOUT = 30.0
@@ -104,6 +107,24 @@ def test_serve_with_redis_url_then_sigterm_exits_0(
     keys = redis_server.client(db=2).keys("serve_test:*")
     assert keys  # the data went to DB 2 of the given server, under the prefix
     redis_server.client(db=2).delete(*keys)
+
+
+@pytest.mark.redis_server
+async def test_serve_freezes_what_its_lifespan_built(redis_server: RedisProcess) -> None:
+    """What the app's lifespan builds lives as long as the process (the store, the MCP
+    endpoint and the SDK it imports): the app ``serve`` runs freezes the heap once its
+    lifespan has started, so the collector's full passes skip all of it (frozen before the
+    lifespan, they walked its ~50,000 objects and stalled every request in flight)."""
+    app = cli._application(make_settings(redis_url=f"{redis_server.url}/2"))
+    try:
+        async with app.router.lifespan_context(app):
+            collected = {id(o) for o in gc.get_objects()}  # frozen objects are not listed
+            assert id(app.state.api) not in collected
+            assert id(app.state.api.store) not in collected
+            assert id(app.state.mcp) not in collected
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.redis_server
