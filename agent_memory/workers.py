@@ -11,8 +11,10 @@ is replaced on its socket, and the connections that arrive meanwhile wait in its
 
 Where ``SO_REUSEPORT`` does not spread connections (not Linux), the workers share one socket,
 as uvicorn's do. The parent stops every worker on SIGINT or SIGTERM (then returns 0), replaces
-every worker on SIGHUP, replaces a worker that died, and stops them all if one fails to start
-(then returns ``STARTUP_FAILURE``).
+every worker on SIGHUP (one at a time, each old one stopped only once its replacement has
+started: a replacement that fails or is not ready within ``READY_SECONDS`` is stopped, the old
+workers are kept and the restart is abandoned, as uvicorn's own supervisor does), replaces a
+worker that died, and stops them all if one fails to start (then returns ``STARTUP_FAILURE``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
@@ -38,6 +42,7 @@ SPREADS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 """True where sockets bound with SO_REUSEPORT share new connections out (Linux)."""
 
 BACKLOG = 2048  # uvicorn's default
+READY_SECONDS = 60.0  # a replacement's startup (lifespan included) on SIGHUP
 _POLL_SECONDS = 0.5
 _spawn = multiprocessing.get_context("spawn")
 
@@ -107,17 +112,17 @@ def run(
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, record) for sig in handled}
-    workers: list[SpawnProcess] = []
+    workers: list[Worker] = []
     try:
         workers.extend(_start(config, sock) for sock in sockets)
         log.info("Started parent process [%d]", os.getpid())
         return _supervise(config, sockets, workers, received)
     finally:
-        for process in workers:
-            if process.exitcode is None:
-                process.terminate()
-        for process in workers:
-            process.join()
+        for worker in workers:
+            if worker.process.exitcode is None:
+                worker.process.terminate()
+        for worker in workers:
+            worker.process.join()
         for sock in set(sockets):
             sock.close()
         for sig, handler in previous.items():
@@ -128,7 +133,7 @@ def run(
 def _supervise(
     config: uvicorn.Config,
     sockets: list[socket.socket],
-    workers: list[SpawnProcess],
+    workers: list[Worker],
     received: list[int],
 ) -> int:
     """Watch ``workers`` (one per socket, replaced in place) until a stop signal or a failed
@@ -140,11 +145,9 @@ def _supervise(
                 log.info("Received %s, exiting.", signal.Signals(signum).name)
                 return 0
             log.info("Received SIGHUP, replacing the workers.")
-            for i, old in enumerate(workers):
-                workers[i] = _start(config, sockets[i])
-                old.terminate()
-                old.join()
-        for i, process in enumerate(workers):
+            _replace_all(config, sockets, workers, received)
+        for i, worker in enumerate(workers):
+            process = worker.process
             if process.exitcode is None:
                 continue
             if process.exitcode == STARTUP_FAILURE:
@@ -157,14 +160,73 @@ def _supervise(
         time.sleep(_POLL_SECONDS)
 
 
-def _start(config: uvicorn.Config, sock: socket.socket) -> SpawnProcess:
-    process = _spawn.Process(target=_serve, args=(config, sock), name="agent-memory worker")
+def _replace_all(
+    config: uvicorn.Config,
+    sockets: list[socket.socket],
+    workers: list[Worker],
+    received: list[int],
+) -> None:
+    """Replace each worker by a new one, stopping the old one only once the new one serves; on
+    the first replacement that does not start, keep the old workers and stop there."""
+    for i, old in enumerate(workers):
+        new = _start(config, sockets[i])
+        if not new.wait_ready(READY_SECONDS, received):
+            code = new.process.exitcode
+            why = f"exit code {code}" if code is not None else "stop requested or timed out"
+            log.error(
+                "New worker [%d] was not ready (%s); keeping worker [%d], restart abandoned.",
+                new.process.pid,
+                why,
+                old.process.pid,
+            )
+            new.process.terminate()
+            new.process.join()
+            return
+        workers[i] = new
+        old.process.terminate()
+        old.process.join()
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A worker process and the event it sets once it serves (its lifespan has started)."""
+
+    process: SpawnProcess
+    ready: Event
+
+    def wait_ready(self, timeout: float, received: list[int]) -> bool:
+        """True once the worker serves; False if it exits, ``timeout`` passes, or a signal
+        other than SIGHUP arrives (the supervisor handles it next)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            stop = any(signum != signal.SIGHUP for signum in received)
+            if self.process.exitcode is not None or stop or time.monotonic() > deadline:
+                return False
+        return True
+
+
+def _start(config: uvicorn.Config, sock: socket.socket) -> Worker:
+    ready = _spawn.Event()
+    process = _spawn.Process(target=_serve, args=(config, sock, ready), name="agent-memory worker")
     process.start()
-    return process
+    return Worker(process, ready)
 
 
-def _serve(config: uvicorn.Config, sock: socket.socket) -> None:  # in the worker process
+class _Server(uvicorn.Server):
+    """uvicorn's server, setting ``ready`` once its startup (the app's lifespan) is done."""
+
+    def __init__(self, config: uvicorn.Config, ready: Event) -> None:
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._ready.set()
+
+
+def _serve(config: uvicorn.Config, sock: socket.socket, ready: Event) -> None:  # in the worker
     config.configure_logging()
     # Ctrl-C reaches the workers too: uvicorn shuts down, then re-raises it.
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config, ready).run(sockets=[sock])

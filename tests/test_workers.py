@@ -8,11 +8,19 @@ end to end in test_cli_serve.py."""
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from agent_memory.embedded import free_port
 from agent_memory.workers import SPREADS, listeners
 
 
@@ -85,3 +93,49 @@ def test_a_port_another_process_listens_on_is_refused(
     with pytest.raises(OSError, match="in use") as caught:
         listeners("127.0.0.1", other.getsockname()[1], 2, spread=True)
     assert caught.value.errno == errno.EADDRINUSE
+
+
+def test_sighup_keeps_the_workers_when_their_replacements_do_not_start(tmp_path: Path) -> None:
+    """A SIGHUP while the app no longer loads (a broken deploy): the first replacement fails,
+    the old workers keep serving (the restart is abandoned), and SIGTERM still stops all."""
+    port = free_port()
+    fail = tmp_path / "fail"
+    log = tmp_path / "serve.log"
+    code = (
+        "import sys; from agent_memory import workers; "
+        f"sys.exit(workers.run('tests.support.flaky_app:create', 2, host='127.0.0.1', port={port}))"
+    )
+    env = {**os.environ, "FLAKY_APP_FAIL": str(fail)}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        before = _pids_answering(port, until=lambda pids: len(pids) == 2)
+        fail.touch()
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while "restart abandoned" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert _pids_answering(port, until=lambda pids: pids == before) == before
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _pids_answering(port: int, until: Callable[[set[str]], bool]) -> set[str]:
+    """The worker pids answering new connections, once ``until`` holds of them (30 s)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
+    while not until(seen):
+        assert time.monotonic() < deadline, seen
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                seen.add(answer.read().decode())
+        except OSError:
+            time.sleep(0.1)
+    return seen
