@@ -65,9 +65,10 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # No redirect to the path with(out) a trailing slash: an id's encoded slash decodes
-        # into the path, so `/conversations/a%2F` would be sent to conversation `a` and
-        # `/conversations/%2F` to the listing. Such paths are 404 (documented).
+        # Starlette's redirect to the path without a trailing slash would follow an id's
+        # encoded slash too (it decodes into the path): `/conversations/a%2F` to conversation
+        # `a`, `/conversations/%2F` to the listing. Such paths are 404 (documented); a trailing
+        # `/` the client wrote is still redirected (errors._without_trailing_slash).
         redirect_slashes=False,
     )
     errors.install(app)

@@ -19,9 +19,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from agent_memory.errors import (
     AgentMemoryError,
@@ -49,7 +49,7 @@ STATUSES: dict[int, tuple[str, str | None]] = {
     404: (
         "not_found",
         "No such conversation (or another tenant's); or no such path: an id containing `/` "
-        "cannot be addressed in a path, and a path with a trailing `/` is not redirected",
+        "cannot be addressed in a path",
     ),
     405: ("method_not_allowed", None),
     409: ("conflict", "The conversation id is taken"),
@@ -172,8 +172,10 @@ def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, str(exc), exc.field, headers)
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and (redirect := _without_trailing_slash(request)) is not None:
+        return redirect
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
@@ -181,6 +183,22 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(
         exc.status_code, code_of(exc.status_code), str(exc.detail), field, headers
     )
+
+
+def _without_trailing_slash(request: Request) -> Response | None:
+    """307 to the path without its trailing ``/`` when the client wrote that ``/`` (not an
+    encoded ``%2F`` of an id, which decodes into the path too) and a route matches without it:
+    the redirect Starlette makes, minus the one that sent ``/conversations/a%2F`` to ``a``."""
+    raw: bytes = request.scope.get("raw_path") or b""
+    path: str = request.scope["path"]
+    if not (raw.endswith(b"/") and path.endswith("/") and len(raw) > 1):
+        return None
+    scope = {**request.scope, "path": path[:-1]}
+    if not any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.scope.get("query_string") or b""
+    location = raw[:-1] + (b"?" + query if query else b"")
+    return Response(status_code=307, headers={"Location": location.decode("latin-1")})
 
 
 def _allowed_methods(request: Request) -> str:

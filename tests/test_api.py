@@ -268,6 +268,23 @@ async def test_an_id_with_a_slash_is_404_in_a_path_never_a_redirect(
         assert response.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("sent", "location"),
+    [
+        (f"{BASE}/", BASE),
+        (f"{BASE}/x1/", f"{BASE}/x1"),
+        (f"{BASE}/x1/messages/?limit=2", f"{BASE}/x1/messages?limit=2"),
+        ("/health/", "/health"),
+    ],
+)
+async def test_a_trailing_slash_the_client_wrote_is_redirected(
+    client: httpx.AsyncClient, sent: str, location: str
+) -> None:
+    response = await client.get(sent)
+    assert response.status_code == 307, response.text
+    assert response.headers["location"] == location
+
+
 @pytest.mark.parametrize("cid", ["x" * 257, "a%00b", "tab%09"])
 async def test_bad_ids_in_paths_are_4xx_and_store_nothing(
     client: httpx.AsyncClient, backend: Backend, cid: str
