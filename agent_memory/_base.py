@@ -24,7 +24,7 @@ from agent_memory.settings import Settings, get_settings
 
 ClientT = TypeVar("ClientT")
 F = TypeVar("F", bound=Callable[..., Any])
-_PACKABLE = (bytes, str, int)  # what hiredis packs exactly as redis-py's encoder does
+_PACKABLE = frozenset({bytes, str, int})  # what hiredis packs exactly as redis-py's encoder does
 
 
 def slot_of(key: str | bytes) -> int:
@@ -54,21 +54,22 @@ def noscript(batch: Batch, replies: list[Any]) -> list[int]:
     yet): the calls that failed so, and the calls after the first of them that are not
     scripts (they may read what the script writes: :class:`~agent_memory.plan.Call`). A
     script that did run (on a cluster, on another node) is not sent again."""
-    first = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
-    if first is None:
-        return []
-    return [
-        i
-        for i in range(first, len(batch))
-        if batch[i].script is None or isinstance(replies[i], NoScriptError)
-    ]
+    for first, reply in enumerate(replies):  # a loop, not a generator: runs once per call
+        if isinstance(reply, NoScriptError):
+            return [
+                i
+                for i in range(first, len(batch))
+                if batch[i].script is None or isinstance(replies[i], NoScriptError)
+            ]
+    return []
 
 
 def merged(replies: list[Any], positions: list[int], again: list[Any]) -> list[Any]:
     """``replies`` with the replies of the calls sent again put in place; raises the first
     error among them (as a pipeline does), so the drivers translate it."""
-    for i, reply in zip(positions, again, strict=True):
-        replies[i] = reply
+    if positions:
+        for i, reply in zip(positions, again, strict=True):
+            replies[i] = reply
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
@@ -110,7 +111,7 @@ def packed(conn: Any, args: tuple[Any, ...]) -> list[bytes]:
     if (
         encoder.encoding in ("utf-8", "utf8")
         and encoder.encoding_errors == "strict"
-        and all(type(a) in _PACKABLE for a in args)
+        and _PACKABLE.issuperset(map(type, args))
     ):
         return [_hiredis_pack(args)]
     out: list[bytes] = conn.pack_command(*args)
