@@ -299,10 +299,6 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
         """The history, oldest first (the last ``window`` messages when a window is set)."""
         return self._store.get_langchain_messages(self.session_id, limit=self.window)
 
-    def add_message(self, message: BaseMessage) -> None:
-        """Store one message (``add_messages([message])``, without LangChain's dispatch)."""
-        self._store.append(self.session_id, [message])
-
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Store messages in one atomic round trip; ids already stored are not added again."""
         self._store.append(self.session_id, list(messages))
