@@ -22,6 +22,11 @@ from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call
 from agent_memory.settings import Settings, get_settings
 
+try:  # redis-py >= 7's own metrics (OpenTelemetry): is_enabled() says whether they are on
+    from redis.observability.providers import get_observability_instance as _observability
+except ImportError:  # pragma: no cover - older redis-py: no metrics of its own
+    _observability = None  # type: ignore[assignment]
+
 ClientT = TypeVar("ClientT")
 F = TypeVar("F", bound=Callable[..., Any])
 _PACKABLE = frozenset({bytes, str, int})  # what hiredis packs exactly as redis-py's encoder does
@@ -82,7 +87,8 @@ def lane_open(client: Any, client_class: type[Any], execute: object, single: str
     ``client_class`` (one server, or Sentinel's master; not a cluster), not a
     single-connection client (its attribute ``single`` is false), its pool has no
     client-side cache, and its ``execute_command`` is redis-py's own (``execute``, as the
-    class defines it). A client whose ``execute_command`` is wrapped (tracing
+    class defines it), and redis-py's own metrics are off (they time each call in
+    ``execute_command``). A client whose ``execute_command`` is wrapped (tracing
     instrumentation, a test's spy; on its class or the instance) or overridden gets every
     call through it. Checked per call: a wrapper may come at any time."""
     return (
@@ -92,6 +98,7 @@ def lane_open(client: Any, client_class: type[Any], execute: object, single: str
         and isinstance(client, client_class)
         and not getattr(client, single)
         and getattr(client.connection_pool, "cache", None) is None
+        and (_observability is None or not _observability().is_enabled())
     )
 
 

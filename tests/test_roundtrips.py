@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
 
-from agent_memory import AsyncConversationStore, ConversationStore, scripts
+from agent_memory import AsyncConversationStore, ConversationStore, _base, scripts
 from agent_memory.embedded import RedisProcess
 from tests.support.backends import DB
 from tests.support.drivers import Driver
@@ -340,6 +341,10 @@ async def test_scripts_and_reads_skip_execute_command_unless_it_is_wrapped(
         monkeypatch.undo()
         assert direct(store)
         monkeypatch.setattr(type(client), "execute_command", spy)
+        assert not direct(store)
+        monkeypatch.undo()
+        metrics_on = SimpleNamespace(is_enabled=lambda: True)  # redis-py's own metrics on
+        monkeypatch.setattr(_base, "_observability", lambda: metrics_on)
         assert not direct(store)
     finally:
         drv.raw.close()
