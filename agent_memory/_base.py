@@ -1,5 +1,6 @@
 """What the sync and async drivers share besides the plans: construction, configuration, and
-the pure parts of carrying a batch (cluster routing and slots, NOSCRIPT, refusals, signatures)."""
+the pure parts of carrying a batch (cluster routing and slots, NOSCRIPT, refusals, signatures,
+which calls take the direct lane and their bytes)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import inspect
 import typing
 from collections.abc import Callable
 from datetime import timedelta
+from types import FunctionType
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio.cluster
 import redis.cluster
+from hiredis import pack_command as _hiredis_pack  # a dependency: redis[hiredis]
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -19,8 +22,14 @@ from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call
 from agent_memory.settings import Settings, get_settings
 
+try:  # redis-py >= 7's own metrics (OpenTelemetry): is_enabled() says whether they are on
+    from redis.observability.providers import get_observability_instance as _observability
+except ImportError:  # pragma: no cover - older redis-py: no metrics of its own
+    _observability = None  # type: ignore[assignment]
+
 ClientT = TypeVar("ClientT")
 F = TypeVar("F", bound=Callable[..., Any])
+_PACKABLE = frozenset({bytes, str, int})  # what hiredis packs exactly as redis-py's encoder does
 
 
 def slot_of(key: str | bytes) -> int:
@@ -50,25 +59,70 @@ def noscript(batch: Batch, replies: list[Any]) -> list[int]:
     yet): the calls that failed so, and the calls after the first of them that are not
     scripts (they may read what the script writes: :class:`~agent_memory.plan.Call`). A
     script that did run (on a cluster, on another node) is not sent again."""
-    first = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
-    if first is None:
-        return []
-    return [
-        i
-        for i in range(first, len(batch))
-        if batch[i].script is None or isinstance(replies[i], NoScriptError)
-    ]
+    for first, reply in enumerate(replies):  # a loop, not a generator: runs once per call
+        if isinstance(reply, NoScriptError):
+            return [
+                i
+                for i in range(first, len(batch))
+                if batch[i].script is None or isinstance(replies[i], NoScriptError)
+            ]
+    return []
 
 
 def merged(replies: list[Any], positions: list[int], again: list[Any]) -> list[Any]:
     """``replies`` with the replies of the calls sent again put in place; raises the first
     error among them (as a pipeline does), so the drivers translate it."""
-    for i, reply in zip(positions, again, strict=True):
-        replies[i] = reply
+    if positions:
+        for i, reply in zip(positions, again, strict=True):
+            replies[i] = reply
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
     return replies
+
+
+def lane_open(client: Any, client_class: type[Any], execute: object, single: str) -> bool:
+    """Whether the driver may send a lone :func:`goes_direct` call straight on a connection of
+    the client's pool instead of through ``execute_command``: the client is a
+    ``client_class`` (one server, or Sentinel's master; not a cluster), not a
+    single-connection client (its attribute ``single`` is false), its pool has no
+    client-side cache, and its ``execute_command`` is redis-py's own (``execute``, as the
+    class defines it), and redis-py's own metrics are off (they time each call in
+    ``execute_command``). A client whose ``execute_command`` is wrapped (tracing
+    instrumentation, a test's spy; on its class or the instance) or overridden gets every
+    call through it. Checked per call: a wrapper may come at any time."""
+    return (
+        type(execute) is FunctionType
+        and type(client).execute_command is execute
+        and "execute_command" not in vars(client)
+        and isinstance(client, client_class)
+        and not getattr(client, single)
+        and getattr(client.connection_pool, "cache", None) is None
+        and (_observability is None or not _observability().is_enabled())
+    )
+
+
+def goes_direct(call: Call) -> bool:
+    """A call whose reply ``execute_command`` would hand over as the connection read it: a
+    script of ours (EVALSHA / EVAL have no response callback) or a command named in bytes
+    (redis-py finds callbacks by str name: the reads' ``XRANGE``, docs/design.md)."""
+    return call.target is None and (call.script is not None or type(call.args[0]) is bytes)
+
+
+def packed(conn: Any, args: tuple[Any, ...]) -> list[bytes]:
+    """``args`` as RESP bytes, those ``execute_command`` sends: hiredis's packer (C, ~2 us for
+    a script call of 25 arguments) when every argument is one it packs as redis-py's encoder
+    would (bytes, str in UTF-8 strict, int not bool), else the connection's own (~12 us in
+    Python). A command name holds no space (redis-py would split it)."""
+    encoder = conn.encoder
+    if (
+        encoder.encoding in ("utf-8", "utf8")
+        and encoder.encoding_errors == "strict"
+        and _PACKABLE.issuperset(map(type, args))
+    ):
+        return [_hiredis_pack(args)]
+    out: list[bytes] = conn.pack_command(*args)
+    return out
 
 
 def described(method: F, plan: Callable[..., Any], owner: str) -> F:

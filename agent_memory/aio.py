@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from types import FunctionType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from hiredis import pack_command as _hiredis_pack  # a dependency: redis[hiredis]
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from agent_memory import connection
-from agent_memory._base import StoreBase, described, merged, noscript, refused, writes
+from agent_memory._base import (
+    StoreBase,
+    described,
+    goes_direct,
+    lane_open,
+    merged,
+    noscript,
+    packed,
+    refused,
+    writes,
+)
 from agent_memory.core import StoreCore
 from agent_memory.plan import Batch, Call, Plan
 from agent_memory.settings import Settings, get_settings
@@ -22,26 +30,10 @@ from agent_memory.settings import Settings, get_settings
 T = TypeVar("T")
 P = ParamSpec("P")
 _EXECUTE = vars(Redis).get("execute_command")  # redis-py's own, unless already wrapped
-_PACKABLE = (bytes, str, int)  # what hiredis packs exactly as redis-py's encoder does
 
 
-def _packed(conn: Any, args: tuple[Any, ...]) -> list[bytes]:
-    """``args`` as RESP bytes: hiredis's packer (C, ~2 us for a script call of 25 arguments)
-    when every argument is one it packs as redis-py's encoder would (bytes, str in UTF-8
-    strict, int not bool), else the connection's own (Python, ~12 us)."""
-    encoder = conn.encoder
-    if (
-        encoder.encoding in ("utf-8", "utf8")
-        and encoder.encoding_errors == "strict"
-        and all(type(a) in _PACKABLE for a in args)
-    ):
-        return [_hiredis_pack(args)]
-    packed: list[bytes] = conn.pack_command(*args)
-    return packed
-
-
-async def _script_on(conn: Any, args: tuple[Any, ...]) -> Any:
-    await conn.send_packed_command(_packed(conn, args))
+async def _sent_on(conn: Any, args: tuple[Any, ...]) -> Any:
+    await conn.send_packed_command(packed(conn, args))
     return await conn.read_response()
 
 
@@ -85,32 +77,22 @@ class AsyncConversationStore(StoreBase[Redis]):
 
     # -- the driver ------------------------------------------------------------------------
     @property
-    def _scripts_direct(self) -> bool:
-        """Whether a lone script call goes straight to a pooled connection (:meth:`_script`):
-        a ``redis.asyncio.Redis`` (one server or Sentinel's master) with a pool whose
-        ``execute_command`` is redis-py's own. A client whose ``execute_command`` is wrapped
-        (tracing instrumentation, a test's spy; on the class or the instance) or overridden
-        gets every call through it."""
-        client: Any = self._client
-        return (
-            type(_EXECUTE) is FunctionType
-            and type(client).execute_command is _EXECUTE
-            and "execute_command" not in vars(client)
-            and isinstance(client, Redis)
-            and not client.single_connection_client
-        )
+    def _direct(self) -> bool:
+        """Whether a lone :func:`~agent_memory._base.goes_direct` call (a script, a read by
+        bytes name) skips ``execute_command`` (:func:`~agent_memory._base.lane_open`)."""
+        return lane_open(self._client, Redis, _EXECUTE, "single_connection_client")
 
-    async def _script(self, args: tuple[Any, ...]) -> Any:
-        """One EVALSHA / EVAL, as ``execute_command`` sends it (a connection of the client's
-        pool, its health check, the client's retry policy, the connection's timeouts and
-        errors, the same bytes on the wire through ``send_packed_command``), without the rest
-        of its per-call work: Python packing, response callbacks (a script has none) and
-        bookkeeping: ~65 -> ~45 us of CPU per call, 6 calls per LangGraph turn."""
+    async def _send_direct(self, args: tuple[Any, ...]) -> Any:
+        """One call, as ``execute_command`` sends it (a connection of the client's pool, its
+        health check, the client's retry policy, the connection's timeouts and errors, the
+        same bytes on the wire through ``send_packed_command``), without the rest of its
+        per-call work: Python packing, response callbacks (these calls have none) and
+        bookkeeping: ~65 -> ~45 us of CPU per script call, 6 calls per LangGraph turn."""
         pool: Any = self._client.connection_pool
         conn = await pool.get_connection()
         try:
             return await conn.retry.call_with_retry(
-                lambda: _script_on(conn, args), lambda _error: conn.disconnect()
+                lambda: _sent_on(conn, args), lambda _error: conn.disconnect()
             )
         finally:
             await pool.release(conn)
@@ -122,8 +104,8 @@ class AsyncConversationStore(StoreBase[Redis]):
             try:
                 if call.target is not None:
                     return [await self._fan_out(call)]
-                if call.script is not None and self._scripts_direct:
-                    return [await self._script(call.command(with_source))]
+                if goes_direct(call) and self._direct:
+                    return [await self._send_direct(call.command(with_source))]
                 return [
                     await self._client.execute_command(  # type: ignore[no-untyped-call]
                         *call.command(with_source)

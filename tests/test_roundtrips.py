@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
 
-from agent_memory import AsyncConversationStore, ConversationStore, scripts
+from agent_memory import AsyncConversationStore, ConversationStore, _base, scripts
 from agent_memory.embedded import RedisProcess
 from tests.support.backends import DB
 from tests.support.drivers import Driver
@@ -287,48 +288,99 @@ def test_a_cold_script_cache_costs_one_more_round_trip_once(real: redis.Redis, w
     assert len(store.get_messages("c1")) == 6
 
 
-def direct(store: AsyncConversationStore) -> bool:
-    return store._scripts_direct
+def direct(store: ConversationStore | AsyncConversationStore) -> bool:
+    return store._direct
 
 
-async def test_a_script_call_skips_execute_command_unless_it_is_wrapped(
-    redis_server: RedisProcess, wire: Wire, monkeypatch: pytest.MonkeyPatch
+def _client_of(mode: str, url: str) -> redis.Redis | redis.asyncio.Redis:
+    if mode == "sync":
+        return redis.Redis.from_url(url, db=DB)
+    return redis.asyncio.Redis.from_url(url, db=DB)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_scripts_and_reads_skip_execute_command_unless_it_is_wrapped(
+    redis_server: RedisProcess, wire: Wire, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """The asyncio driver sends a lone script call straight on a pooled connection (one
-    ``send_packed_command``, the bytes execute_command would send); a client whose
-    ``execute_command`` is wrapped (tracing, a spy) sees every call through it instead."""
-    client = redis.asyncio.Redis.from_url(redis_server.url, db=DB)
-    store = AsyncConversationStore(client, settings=make_settings())
+    """Both drivers send a lone script call, and a read by bytes name, straight on a pooled
+    connection (one ``send_packed_command``, the bytes execute_command would send); a client
+    whose ``execute_command`` is wrapped (tracing, a spy) sees every call through it
+    instead, on the instance or on its class."""
+    client: Any = _client_of(mode, redis_server.url)
+    store: Any = (ConversationStore if mode == "sync" else AsyncConversationStore)(
+        client, settings=make_settings()
+    )
+    drv = Driver(store, redis.Redis.from_url(redis_server.url, db=DB), mode)
+    cid = f"direct-lane-{mode}"
     try:
-        await store.append("warm-up", batch(1, "w"))
+        await drv.append("warm-up", batch(1, "w"))
         seen: list[tuple[Any, ...]] = []
         send = client.execute_command
 
-        async def spy(*args: Any, **kwargs: Any) -> Any:
+        def spy(*args: Any, **kwargs: Any) -> Any:
             seen.append(args)
-            return await send(*args, **kwargs)
+            return send(*args, **kwargs)
 
         assert direct(store)
         wire.reset()
-        stored = await store.append("direct-lane", batch(3))
-        assert wire.round_trips == 1
+        stored = await drv.append(cid, batch(3))
+        read = await drv.get_messages(cid)
+        assert wire.round_trips == 2
         assert b"EVALSHA" in wire.sent[0]
-        assert [m.record["id"] for m in stored] == ["m-0", "m-1", "m-2"]
+        assert b"XRANGE" in wire.sent[1]
+        assert [m.record["id"] for m in stored] == [m.record["id"] for m in read]
+        assert [m.record["id"] for m in read] == ["m-0", "m-1", "m-2"]
         monkeypatch.setattr(client, "execute_command", spy)
         assert not direct(store)
-        await store.append("direct-lane", batch(4))
-        assert [a[:2] for a in seen] == [("EVALSHA", scripts.APPEND.sha)]
-        assert len(await store.get_messages("direct-lane")) == 4
+        await drv.append(cid, batch(4))
+        assert len(await drv.get_langchain_messages(cid)) == 4
+        assert [a[:2] for a in seen] == [
+            ("EVALSHA", scripts.APPEND.sha),
+            (b"XRANGE", store.keys.conversation(cid).stream),
+        ]
+        monkeypatch.undo()
+        assert direct(store)
+        monkeypatch.setattr(type(client), "execute_command", spy)
+        assert not direct(store)
+        monkeypatch.undo()
+        metrics_on = SimpleNamespace(is_enabled=lambda: True)  # redis-py's own metrics on
+        monkeypatch.setattr(_base, "_observability", lambda: metrics_on)
+        assert not direct(store)
     finally:
+        drv.raw.close()
+        if mode == "sync":
+            client.close()
+        else:
+            await client.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_single_connection_client_gets_every_call_through_execute_command(
+    redis_server: RedisProcess, mode: str
+) -> None:
+    client: Any = (redis.Redis if mode == "sync" else redis.asyncio.Redis).from_url(
+        redis_server.url, db=DB, single_connection_client=True
+    )
+    store: Any = (ConversationStore if mode == "sync" else AsyncConversationStore)(
+        client, settings=make_settings()
+    )
+    assert not direct(store)
+    if mode == "sync":
+        client.close()
+    else:
         await client.aclose()
 
 
-def test_a_script_call_is_packed_as_redis_py_packs_it() -> None:
-    """hiredis's packer, where the driver uses it, gives the bytes of redis-py's own."""
-    from agent_memory.aio import _packed
+@pytest.mark.parametrize("connection_class", [redis.Connection, redis.asyncio.Connection])
+def test_a_direct_call_is_packed_as_redis_py_packs_it(connection_class: Any) -> None:
+    """hiredis's packer, where the drivers use it, gives the bytes of redis-py's own."""
+    from agent_memory._base import packed
 
-    conn = redis.asyncio.Connection()
+    conn = connection_class()
     args = ("EVALSHA", "ab" * 20, 2, "k:{é}:s", b"k\0x", -17, 2**40, "", b"", "zürich \u2603")
-    assert _packed(conn, args) == [b"".join(conn.pack_command(*args))]
+    assert packed(conn, args) == [b"".join(conn.pack_command(*args))]
+    assert packed(conn, (b"XRANGE", "k:{é}:s", "-", "+")) == conn.pack_command(
+        b"XRANGE", "k:{é}:s", "-", "+"
+    )
     with_float = (*args, 1.5)  # not one hiredis packs as redis-py does: redis-py's own
-    assert _packed(conn, with_float) == conn.pack_command(*with_float)
+    assert packed(conn, with_float) == conn.pack_command(*with_float)

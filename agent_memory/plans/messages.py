@@ -98,18 +98,20 @@ class MessagePlans(PlanContext):
         self, messages: Sequence[InputMessage]
     ) -> tuple[list[dict[str, Any]], list[Any]]:
         """Validate and encode a batch (all or nothing): records and the script's arguments."""
-        if isinstance(messages, BaseMessage | Mapping | str | bytes):
+        # (a list, what the history and the API pass, is not one of these: one type check)
+        if type(messages) is not list and isinstance(messages, BaseMessage | Mapping | str | bytes):
             raise InvalidInput("messages must be a sequence of messages", field="messages")
-        if len(messages) > self.config.max_messages_per_request:
+        config = self.config
+        if len(messages) > config.max_messages_per_request:
             raise InvalidInput(
                 f"{len(messages)} messages in one call; at most "
-                f"{self.config.max_messages_per_request} are allowed "
+                f"{config.max_messages_per_request} are allowed "
                 "(AGENT_MEMORY_MAX_MESSAGES_PER_REQUEST, or Settings(max_messages_per_request=))",
                 field="messages",
             )
         records: list[dict[str, Any]] = []
         argv: list[Any] = []
-        config = self.config
+        max_bytes, max_depth = config.max_message_bytes, config.max_json_depth
         size = 0
         for i, message in enumerate(messages):
             rec = record_from_input(message, i)
@@ -120,11 +122,10 @@ class MessagePlans(PlanContext):
                     f"{rules.MAX_MESSAGE_ID_LENGTH} characters",
                     field=f"messages[{i}].id",
                 )
-            payload = encode_record(
-                rec, config.max_message_bytes, i, max_depth=config.max_json_depth
-            )
+            payload = encode_record(rec, max_bytes, i, max_depth=max_depth)
             size += len(payload)
-            argv += (mid or "", payload)
+            argv.append(mid or "")
+            argv.append(payload)
             records.append(rec)
         if size > config.max_append_bytes:
             raise MessageTooLarge(
