@@ -13,7 +13,6 @@ from typing import Any, Generic, TypeVar
 
 import redis.asyncio.cluster
 import redis.cluster
-from hiredis import pack_command as _hiredis_pack  # a dependency: redis[hiredis]
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -21,6 +20,12 @@ from agent_memory.core import StoreConfig, StoreCore
 from agent_memory.keys import KeySchema
 from agent_memory.plan import PRIMARIES, Batch, Call
 from agent_memory.settings import Settings, get_settings
+
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:  # a dependency (redis[hiredis]); an install without it packs as redis-py does
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis is installed wherever the tests run
+    _hiredis_pack = None
 
 try:  # redis-py >= 7's own metrics (OpenTelemetry): is_enabled() says whether they are on
     from redis.observability.providers import get_observability_instance as _observability
@@ -116,7 +121,8 @@ def packed(conn: Any, args: tuple[Any, ...]) -> list[bytes]:
     Python). A command name holds no space (redis-py would split it)."""
     encoder = conn.encoder
     if (
-        encoder.encoding in ("utf-8", "utf8")
+        _hiredis_pack is not None
+        and encoder.encoding in ("utf-8", "utf8")
         and encoder.encoding_errors == "strict"
         and _PACKABLE.issuperset(map(type, args))
     ):

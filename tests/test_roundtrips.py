@@ -384,3 +384,16 @@ def test_a_direct_call_is_packed_as_redis_py_packs_it(connection_class: Any) -> 
     )
     with_float = (*args, 1.5)  # not one hiredis packs as redis-py does: redis-py's own
     assert packed(conn, with_float) == conn.pack_command(*with_float)
+
+
+def test_without_hiredis_a_direct_call_is_packed_by_redis_py(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hiredis is a dependency, but an install without it still runs the direct lane, packed
+    by the connection's own packer."""
+    from agent_memory import _base
+
+    monkeypatch.setattr(_base, "_hiredis_pack", None)
+    conn = redis.Connection()
+    args = ("EVALSHA", "ab" * 20, 1, "k:{x}:s", b"v", 7)
+    assert _base.packed(conn, args) == conn.pack_command(*args)
