@@ -14,11 +14,16 @@ as uvicorn's do. The parent stops every worker on SIGINT or SIGTERM (then return
 every worker on SIGHUP (one at a time, each old one stopped only once its replacement has
 started: a replacement that fails or is not ready within ``READY_SECONDS`` is stopped, the old
 workers are kept and the restart is abandoned, as uvicorn's own supervisor does), replaces a
-worker that died, and stops them all if one fails to start (then returns ``STARTUP_FAILURE``).
+worker that died or stopped answering (every ``HEALTH_SECONDS`` each worker's event loop is
+asked for a pong through a pipe; one that gives none within ``HEALTH_SECONDS`` is killed and
+replaced: a hung or stopped worker would otherwise keep receiving its share of new
+connections on its socket), and stops them all if one fails to start (then returns
+``STARTUP_FAILURE``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -26,8 +31,10 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
@@ -43,6 +50,7 @@ SPREADS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 BACKLOG = 2048  # uvicorn's default
 READY_SECONDS = 60.0  # a replacement's startup (lifespan included) on SIGHUP
+HEALTH_SECONDS = 5.0  # how often a worker is pinged, and how long its pong may take (uvicorn's)
 _POLL_SECONDS = 0.5
 _spawn = multiprocessing.get_context("spawn")
 
@@ -138,7 +146,11 @@ def _supervise(
 ) -> int:
     """Watch ``workers`` (one per socket, replaced in place) until a stop signal or a failed
     start."""
+    pinged = time.monotonic()
     while True:
+        if time.monotonic() - pinged >= HEALTH_SECONDS:
+            _replace_unresponsive(config, sockets, workers)
+            pinged = time.monotonic()
         while received:
             signum = received.pop(0)
             if signum != signal.SIGHUP:
@@ -156,8 +168,32 @@ def _supervise(
             log.info(
                 "Worker [%d] died (exit code %d): replacing it.", process.pid, process.exitcode
             )
+            worker.close()
             workers[i] = _start(config, sockets[i])
         time.sleep(_POLL_SECONDS)
+
+
+def _replace_unresponsive(
+    config: uvicorn.Config, sockets: list[socket.socket], workers: list[Worker]
+) -> None:
+    """Ping every worker that serves; kill and replace those without a pong in time."""
+    asked = [i for i, w in enumerate(workers) if w.ready.is_set() and w.ping()]
+    deadline = time.monotonic() + HEALTH_SECONDS
+    for i in asked:
+        worker = workers[i]
+        if worker.pong(max(0.0, deadline - time.monotonic())):
+            continue
+        if worker.process.exitcode is not None:
+            continue  # died meanwhile: the supervisor's next round replaces it as such
+        log.error(
+            "Worker [%d] did not answer in %.0f s: killing and replacing it.",
+            worker.process.pid,
+            HEALTH_SECONDS,
+        )
+        worker.process.kill()
+        worker.process.join()
+        worker.close()
+        workers[i] = _start(config, sockets[i])
 
 
 def _replace_all(
@@ -181,18 +217,43 @@ def _replace_all(
             )
             new.process.terminate()
             new.process.join()
+            new.close()
             return
         workers[i] = new
         old.process.terminate()
         old.process.join()
+        old.close()
 
 
 @dataclass(frozen=True)
 class Worker:
-    """A worker process and the event it sets once it serves (its lifespan has started)."""
+    """A worker process, the event it sets once it serves (its lifespan has started) and the
+    parent's end of its health pipe."""
 
     process: SpawnProcess
     ready: Event
+    health: Connection
+
+    def ping(self) -> bool:
+        """Ask for a pong (False if the pipe is closed: the worker is gone)."""
+        try:
+            self.health.send_bytes(b"ping")
+        except OSError:
+            return False
+        return True
+
+    def pong(self, timeout: float) -> bool:
+        """True if the worker's event loop answered within ``timeout`` seconds."""
+        try:
+            if not self.health.poll(timeout):
+                return False
+            self.health.recv_bytes()
+        except (OSError, EOFError):
+            return False
+        return True
+
+    def close(self) -> None:
+        self.health.close()
 
     def wait_ready(self, timeout: float, received: list[int]) -> bool:
         """True once the worker serves; False if it exits, ``timeout`` passes, or a signal
@@ -207,26 +268,46 @@ class Worker:
 
 def _start(config: uvicorn.Config, sock: socket.socket) -> Worker:
     ready = _spawn.Event()
-    process = _spawn.Process(target=_serve, args=(config, sock, ready), name="agent-memory worker")
+    health, child_end = _spawn.Pipe()
+    process = _spawn.Process(
+        target=_serve, args=(config, sock, ready, child_end), name="agent-memory worker"
+    )
     process.start()
-    return Worker(process, ready)
+    child_end.close()  # the worker has its copy
+    return Worker(process, ready, health)
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server, setting ``ready`` once its startup (the app's lifespan) is done."""
 
-    def __init__(self, config: uvicorn.Config, ready: Event) -> None:
+    def __init__(self, config: uvicorn.Config, ready: Event, health: Connection) -> None:
         super().__init__(config)
         self._ready = ready
+        self._health = health
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            loop = asyncio.get_running_loop()
+            threading.Thread(target=_answer_pings, args=(self._health, loop), daemon=True).start()
             self._ready.set()
 
 
-def _serve(config: uvicorn.Config, sock: socket.socket, ready: Event) -> None:  # in the worker
+def _answer_pings(health: Connection, loop: asyncio.AbstractEventLoop) -> None:
+    """Answer each ping once the event loop has run a task: a hung loop gives no pong."""
+    try:
+        while True:
+            health.recv_bytes()
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result()
+            health.send_bytes(b"pong")
+    except Exception:  # the parent or the loop is gone (closed pipe, closed or stopped loop)
+        return
+
+
+def _serve(
+    config: uvicorn.Config, sock: socket.socket, ready: Event, health: Connection
+) -> None:  # in the worker
     config.configure_logging()
     # Ctrl-C reaches the workers too: uvicorn shuts down, then re-raises it.
     with contextlib.suppress(KeyboardInterrupt):
-        _Server(config, ready).run(sockets=[sock])
+        _Server(config, ready, health).run(sockets=[sock])

@@ -139,3 +139,37 @@ def _pids_answering(port: int, until: Callable[[set[str]], bool]) -> set[str]:
         except OSError:
             time.sleep(0.1)
     return seen
+
+
+def test_a_worker_that_stops_answering_is_killed_and_replaced(tmp_path: Path) -> None:
+    """A stopped (or hung) worker keeps its socket's share of new connections: the parent's
+    health ping finds it (no pong within HEALTH_SECONDS), kills it and starts a new one on the
+    same socket, so every new connection is served again."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    code = (
+        "import sys; from agent_memory import workers; "
+        f"sys.exit(workers.run('tests.support.flaky_app:create', 2, host='127.0.0.1', port={port}))"
+    )
+    env = {**os.environ, "FLAKY_APP_FAIL": str(tmp_path / "never")}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        before = _pids_answering(port, until=lambda pids: len(pids) == 2)
+        stopped = int(min(before))
+        os.kill(stopped, signal.SIGSTOP)
+        deadline = time.monotonic() + 60
+        while "did not answer" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        after = _pids_answering(port, until=lambda pids: len(pids) == 2)
+        assert str(stopped) not in after
+        assert before - {str(stopped)} < after  # the other worker was left alone
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
