@@ -20,7 +20,6 @@ import redis.asyncio
 import redis.asyncio.connection
 from agents.extensions.memory import RedisSession as SdkRedisSession
 
-from agent_memory import Settings
 from agent_memory.embedded import RedisProcess
 from agent_memory.openai_agents import RedisSession
 
@@ -79,7 +78,7 @@ async def main(repeats: int = 5, n: int = 300) -> None:
         runs: dict[str, list[dict[str, tuple[float, float]]]] = {"ours": [], "sdk": []}
         for r in range(repeats):
             await client.flushdb()
-            ours = RedisSession(f"o{r}", redis_client=client, settings=Settings(_env_file=None))
+            ours = RedisSession(f"o{r}", redis_client=client)  # as the SDK's users build theirs
             sdk = SdkRedisSession(f"s{r}", redis_client=client, ttl=2_592_000)
             runs["ours"].append(await _measure(ours, n))
             runs["sdk"].append(await _measure(sdk, n))

@@ -230,8 +230,8 @@ def render(
         "same server (one pipeline of XADD per message + HSET + EXPIRE per write call, payloads "
         "encoded before the clock starts; one XREVRANGE per read, replies not decoded). Every "
         "client is one connection over loopback TCP, single-threaded. The benchmark process "
-        "calls `gc.freeze()` after its imports, as `agent-memory serve` does (full GC passes "
-        "over the startup heap cost every subject the same ~40 ms stalls).",
+        "does not freeze its heap (a library user's process does not): full GC passes over "
+        "the imported modules are part of every subject's cost.",
         "",
         "## Targets",
         "",

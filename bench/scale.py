@@ -42,7 +42,7 @@ def last_messages(store: ConversationStore, big: int, reads: int) -> Scale:
         for i in range(0, size, 1000):
             store.append(sid, msgs[i : i + 1000])
     small, large = (
-        RedisChatMessageHistory(sid, redis_client=store.client, settings=store.settings, window=20)
+        RedisChatMessageHistory(sid, redis_client=store.client, window=20)
         for sid in ("scale-small", "scale-big")
     )
     s, b = _interleaved(lambda: small.messages, lambda: large.messages, reads)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_memory import Settings
 from agent_memory.embedded import RedisProcess
 
 SECTION = "## LangGraph store (BaseStore)"
@@ -63,8 +62,7 @@ def _subjects(server: RedisProcess, tmp: Path) -> Iterator[dict[str, Any]]:
 
     from agent_memory.langgraph import RedisStore
 
-    settings = Settings.model_validate({"redis_url": None, "redis_host": None})
-    ours = RedisStore(server.client(db=2), settings=settings, key_prefix="bench_store")
+    ours = RedisStore(server.client(db=2), key_prefix="bench_store")  # as its users build it
     conn = sqlite3.connect(tmp / "store.db", check_same_thread=False, isolation_level=None)
     sqlite = SqliteStore(conn)
     sqlite.setup()

@@ -7,6 +7,7 @@ end to end in test_cli_serve.py."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -95,11 +96,11 @@ def test_a_port_another_process_listens_on_is_refused(
     assert caught.value.errno == errno.EADDRINUSE
 
 
-def test_sighup_keeps_the_workers_when_their_replacements_do_not_start(tmp_path: Path) -> None:
-    """A SIGHUP while the app no longer loads (a broken deploy): the first replacement fails,
-    the old workers keep serving (the restart is abandoned), and SIGTERM still stops all."""
+@contextlib.contextmanager
+def supervising(tmp_path: Path, fail: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """``workers.run`` of tests/support/flaky_app.py with 2 workers in a subprocess: (its
+    process, its port, its log); killed at the end if still running."""
     port = free_port()
-    fail = tmp_path / "fail"
     log = tmp_path / "serve.log"
     code = (
         "import sys; from agent_memory import workers; "
@@ -111,20 +112,32 @@ def test_sighup_keeps_the_workers_when_their_replacements_do_not_start(tmp_path:
             [sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        before = _pids_answering(port, until=lambda pids: len(pids) == 2)
-        fail.touch()
-        proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 60
-        while "restart abandoned" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        assert _pids_answering(port, until=lambda pids: pids == before) == before
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        yield proc, port, log
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _wait_for_log(log: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def test_sighup_keeps_the_workers_when_their_replacements_do_not_start(tmp_path: Path) -> None:
+    """A SIGHUP while the app no longer loads (a broken deploy): the first replacement fails,
+    the old workers keep serving (the restart is abandoned), and SIGTERM still stops all."""
+    fail = tmp_path / "fail"
+    with supervising(tmp_path, fail) as (proc, port, log):
+        before = _pids_answering(port, until=lambda pids: len(pids) == 2)
+        fail.touch()
+        proc.send_signal(signal.SIGHUP)
+        _wait_for_log(log, "restart abandoned")
+        assert _pids_answering(port, until=lambda pids: pids == before) == before
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
 
 
 def _pids_answering(port: int, until: Callable[[set[str]], bool]) -> set[str]:
@@ -145,31 +158,13 @@ def test_a_worker_that_stops_answering_is_killed_and_replaced(tmp_path: Path) ->
     """A stopped (or hung) worker keeps its socket's share of new connections: the parent's
     health ping finds it (no pong within HEALTH_SECONDS), kills it and starts a new one on the
     same socket, so every new connection is served again."""
-    port = free_port()
-    log = tmp_path / "serve.log"
-    code = (
-        "import sys; from agent_memory import workers; "
-        f"sys.exit(workers.run('tests.support.flaky_app:create', 2, host='127.0.0.1', port={port}))"
-    )
-    env = {**os.environ, "FLAKY_APP_FAIL": str(tmp_path / "never")}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
+    with supervising(tmp_path, tmp_path / "never") as (proc, port, log):
         before = _pids_answering(port, until=lambda pids: len(pids) == 2)
         stopped = int(min(before))
         os.kill(stopped, signal.SIGSTOP)
-        deadline = time.monotonic() + 60
-        while "did not answer" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        _wait_for_log(log, "did not answer")
         after = _pids_answering(port, until=lambda pids: len(pids) == 2)
         assert str(stopped) not in after
         assert before - {str(stopped)} < after  # the other worker was left alone
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
