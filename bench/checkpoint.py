@@ -14,7 +14,10 @@ Subjects, each constructed the way its README tells its users to (async, ``graph
 * ``aws-valkey``: ``async with AsyncValkeySaver.from_conn_string(url)`` (langgraph-checkpoint-aws;
   it talks to any Redis-compatible server through valkey-py);
 * ``sqlite``: ``async with AsyncSqliteSaver.from_conn_string(path)`` on a file;
-* ``ours``: ``agent_memory.langgraph.AsyncRedisSaver.from_url(url)``.
+* ``ours``: ``agent_memory.langgraph.AsyncRedisSaver.from_url(url)``;
+* ``1-RT floor``: ``InMemorySaver`` plus one bare redis.asyncio PING before each ``aget_tuple``,
+  ``aput`` and ``aput_writes``, storing nothing in Redis: what any Redis checkpointer that makes
+  one round trip per call (as ours does) costs at the least, so the ceiling of its turns/s.
 
 Figures: turns/s (``turns`` over ``threads`` threads, round robin, one turn at a time; the
 subjects take turns by rounds of one turn per thread, on one redis-server with AOF everysec);
@@ -61,6 +64,7 @@ from bench.subjects import TTL
 
 CORPUS = Path(__file__).with_name("agent_turns.jsonl")
 SAVER_METHODS = ("aget_tuple", "aput", "aput_writes")
+FLOOR = "1-RT floor"
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,8 @@ class Subject:
     modules: tuple[str, ...]
     """What it imports (``available`` checks them before anything runs)."""
     redis: bool = True
+    stores: bool = True
+    """Whether it keeps the thread somewhere whose size the memory marks measure."""
 
 
 @contextlib.asynccontextmanager
@@ -156,6 +162,44 @@ async def _in_memory(url: str, tmp: Path) -> AsyncIterator[BaseCheckpointSaver[A
     from langgraph.checkpoint.memory import InMemorySaver
 
     yield InMemorySaver()
+
+
+class _OneRoundTrip(BaseCheckpointSaver[Any]):
+    """An ``InMemorySaver`` that first makes one bare round trip (PING) to Redis in each call
+    LangGraph makes in a turn: the floor of any Redis saver with one round trip per call."""
+
+    def __init__(self, url: str) -> None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        super().__init__()
+        self.memory = InMemorySaver()
+        self.client = redis.asyncio.Redis.from_url(url)
+
+    async def aget_tuple(self, config: Any) -> Any:
+        await self.client.ping()
+        return await self.memory.aget_tuple(config)
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        await self.client.ping()
+        return await self.memory.aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: Any, writes: Any, task_id: str, task_path: str = ""
+    ) -> None:
+        await self.client.ping()
+        await self.memory.aput_writes(config, writes, task_id, task_path)
+
+    def get_next_version(self, current: Any, channel: None = None) -> Any:
+        return self.memory.get_next_version(current, channel)
+
+
+@contextlib.asynccontextmanager
+async def _one_round_trip(url: str, tmp: Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    saver = _OneRoundTrip(url)
+    try:
+        yield saver
+    finally:
+        await saver.client.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -227,6 +271,14 @@ SUBJECTS = (
     ),
     Subject(
         "ours", "agent-memory `AsyncRedisSaver.from_url(url)`", _ours, ("agent_memory.langgraph",)
+    ),
+    Subject(
+        FLOOR,
+        "`InMemorySaver` + one bare PING round trip per `aget_tuple` / `aput` / `aput_writes`, "
+        "nothing stored in Redis: the ceiling of any Redis saver with one round trip per call",
+        _one_round_trip,
+        ("langgraph.checkpoint.memory",),
+        stores=False,
     ),
 )
 REDIS_PEERS = ("plainredis", "aws-valkey")
@@ -544,7 +596,7 @@ async def measure(tmp: Path, quick: bool) -> Results:
     finally:
         server.stop()
     for s in subjects:
-        if s.name != "InMemorySaver":
+        if s.stores and s.name != "InMemorySaver":
             results.memory[s.name] = await _memory(s, _fresh_dir(tmp, f"mem-{s.name}"), z.marks)
     results.seconds = time.monotonic() - started
     return results
@@ -728,13 +780,20 @@ def _budget_lines(r: Results) -> list[str]:
         return []
     budget = (1 / 0.8 - 1) * 1e3 / limit
     floor = ours.round_trips * r.ping_us / 1e3
-    return [
+    lines = [
         f"A bare redis.asyncio round trip (PING) costs {r.ping_us:.0f} us on this server. "
         f"InMemorySaver takes {1e3 / limit:.2f} ms per turn, so 0.8x of its rate leaves "
         f"{budget:.2f} ms per turn for everything a Redis saver adds; {ours.round_trips:g} "
         f"bare round trips alone take {floor:.2f} ms.",
-        "",
     ]
+    ceiling, share = r.ratio(FLOOR, "InMemorySaver"), r.ratio("ours", FLOOR)
+    if ceiling and share:
+        lines.append(
+            f"The {FLOOR} subject (InMemorySaver making one bare PING per call, storing "
+            f"nothing) reaches {ceiling:.2f}x InMemorySaver: no Redis saver with one round trip "
+            f"per call can go faster here; ours reaches {share:.2f}x of it."
+        )
+    return [" ".join(lines), ""]
 
 
 def _memory_lines(r: Results) -> list[str]:

@@ -64,3 +64,6 @@ def test_every_checkpointer_runs_and_ours_takes_a_round_trip_per_saver_call(repo
     assert "| one round trip per checkpointer call (get_tuple, put, put_writes) |" in section
     row = section.split("| one round trip per checkpointer call", 1)[1].split("\n", 1)[0]
     assert row.endswith("| yes |")
+    # the floor of one bare round trip per call: 6 per turn, one command each, nothing stored
+    assert "| 1-RT floor | 6 | 6 | 1 | 3 | 2 |" in section
+    assert "| 1-RT floor |" not in section.split("### One thread's size", 1)[1]
