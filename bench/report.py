@@ -97,6 +97,7 @@ def _rates_table(sr: ServerRates) -> list[str]:
             + f" | {_ratio(m['ours'], m['peer-ttl'])} | {_ratio(m['ours-async'], m['peer-ttl'])}"
             + f" | {_ratio(m['ours'], m['raw'])} | {_ratio(m['ours-async'], m['raw'])} |"
         )
+    lines += ["", *_gc_lines(r)]
     shared = r.median("W6", "ours-shared-client")
     lines += [
         "",
@@ -104,6 +105,31 @@ def _rates_table(sr: ServerRates) -> list[str]:
         f"{_num(shared)} requests/s ({_ratio(shared, r.median('W6', 'peer-ttl'))} the peer-ttl).",
         "",
     ]
+    return lines
+
+
+def _gc_lines(r: Rates) -> list[str]:
+    """Per workload, the time per operation of ours and peer-ttl and how much of it CPython's
+    garbage collector took (collections the allocations of the call triggered: of the
+    messages built, and full passes over the whole heap, the imported modules included)."""
+    lines = [
+        "Time in the garbage collector (medians; ms per operation, of which GC):",
+        "",
+        "| workload | ours ms | ours GC | peer-ttl ms | peer-ttl GC | ours / peer-ttl | "
+        "same, GC time left out |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for w in WORKLOADS:
+        ours, peer = r.median(w.key, "ours"), r.median(w.key, "peer-ttl")
+        ours_gc, peer_gc = r.gc_share(w.key, "ours"), r.gc_share(w.key, "peer-ttl")
+        if not ours or not peer or ours_gc is None or peer_gc is None:
+            continue
+        ours_ms, peer_ms = 1e3 / ours, 1e3 / peer
+        lines.append(
+            f"| {w.key} | {ours_ms:.3f} | {ours_gc:.0%} | {peer_ms:.3f} | {peer_gc:.0%} | "
+            f"{peer_ms / ours_ms:.2f}x | "
+            f"{_ratio(peer_ms * (1 - peer_gc), ours_ms * (1 - ours_gc))} |"
+        )
     return lines
 
 

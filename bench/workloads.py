@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.messages import BaseMessage
@@ -101,16 +103,44 @@ WORKLOADS = (
 
 @dataclass
 class Rates:
-    """Operations per second of every (workload, subject), one value per repeat."""
+    """Operations per second of every (workload, subject), one value per repeat, and the share
+    of each timed call spent in the garbage collector."""
 
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    gc_shares: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
-    def add(self, workload: str, subject: str, rate: float) -> None:
+    def add(self, workload: str, subject: str, rate: float, gc_share: float = 0.0) -> None:
         self.values.setdefault(workload, {}).setdefault(subject, []).append(rate)
+        self.gc_shares.setdefault(workload, {}).setdefault(subject, []).append(gc_share)
 
     def median(self, workload: str, subject: str) -> float | None:
         runs = self.values.get(workload, {}).get(subject)
         return statistics.median(runs) if runs else None
+
+    def gc_share(self, workload: str, subject: str) -> float | None:
+        """The median over repeats of the fraction of the timed call spent collecting."""
+        runs = self.gc_shares.get(workload, {}).get(subject)
+        return statistics.median(runs) if runs else None
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[float]]:
+    """Seconds spent in CPython's garbage collector (every generation) while active, summed
+    into the one-item list yielded (``gc.callbacks``: what the interpreter does anyway, timed)."""
+    spent = [0.0]
+    began = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - began[0]
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
 
 
 def run_workloads(
@@ -129,9 +159,11 @@ def run_workloads(
             extra = list(only_w6) if w.key == "W6" else []
             for s in order + extra:
                 call, ops = w.run(s, f"{s.name}-r{r}", sizes)
-                start = time.perf_counter()
-                call()
-                rates.add(w.key, s.name, ops / (time.perf_counter() - start))
+                with collecting() as collected:
+                    start = time.perf_counter()
+                    call()
+                    took = time.perf_counter() - start
+                rates.add(w.key, s.name, ops / took, collected[0] / took)
         for s in list(subjects) + list(only_w6):
             s.reset()
     return rates
