@@ -255,7 +255,9 @@ def render(
         "RedisChatMessageHistory` without / with `ttl`; **raw** = the redis-py limit on the "
         "same server (one pipeline of XADD per message + HSET + EXPIRE per write call, payloads "
         "encoded before the clock starts; one XREVRANGE per read, replies not decoded). Every "
-        "client is one connection over loopback TCP, single-threaded. The benchmark process "
+        "client is one connection over loopback TCP, single-threaded. Each workload runs in "
+        "10 slices, the subjects taking turns slice by slice, so a slow spell of the machine "
+        "falls on all of them. The benchmark process "
         "does not freeze its heap (a library user's process does not): full GC passes over "
         "the imported modules are part of every subject's cost.",
         "",

@@ -1,18 +1,23 @@
-"""W1-W6, run interleaved: every repeat runs each workload on every subject in turn."""
+"""W1-W6, run interleaved: every repeat runs each workload on every subject, slice by slice."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from langchain_core.messages import BaseMessage
 
 from bench import data
 from bench.subjects import Subject, Turn
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,26 +41,41 @@ class Sizes:
         return cls(40, 4, 10, 50, 2, 4, 10, 10, 2, 4, 5)
 
 
+SLICES = 10
+"""Each workload's operations are timed in this many slices, the subjects taking turns slice
+by slice (see run_workloads)."""
+
+Slices = list[Callable[[], object]]
+
+
 @dataclass(frozen=True)
 class Workload:
     key: str
     title: str
     unit: str
-    run: Callable[[Subject, str, Sizes], tuple[Callable[[], object], int]]
-    """(subject, tag, sizes) -> (the timed call, after untimed seeding; operations it does)"""
+    run: Callable[[Subject, str, Sizes], tuple[Slices, int]]
+    """(subject, tag, sizes) -> (the timed calls, after untimed seeding, that together make the
+    workload: consecutive slices of it; operations they do)"""
 
 
-def _w1(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+def _sliced(items: Sequence[T], call: Callable[[Sequence[T]], object]) -> Slices:
+    """``call`` of ``items`` in SLICES consecutive parts (fewer if there are fewer items)."""
+    n = min(SLICES, len(items))
+    bounds = [len(items) * i // n for i in range(n + 1)]
+    return [functools.partial(call, items[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def _w1(s: Subject, tag: str, z: Sizes) -> tuple[Slices, int]:
     msgs = data.conversation(tag, z.w1_adds)
     s.prepare(msgs)
-    return (lambda: s.add_each(f"w1-{tag}", msgs)), z.w1_adds
+    return _sliced(msgs, functools.partial(s.add_each, f"w1-{tag}")), z.w1_adds
 
 
-def _w2(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+def _w2(s: Subject, tag: str, z: Sizes) -> tuple[Slices, int]:
     msgs = data.conversation(tag, z.w2_calls * z.w2_batch)
     s.prepare(msgs)
     batches = [msgs[i : i + z.w2_batch] for i in range(0, len(msgs), z.w2_batch)]
-    return (lambda: s.add_batches(f"w2-{tag}", batches)), z.w2_calls
+    return _sliced(batches, functools.partial(s.add_batches, f"w2-{tag}")), z.w2_calls
 
 
 def _seed(s: Subject, prefix: str, count: int, size: int) -> list[str]:
@@ -67,28 +87,28 @@ def _seed(s: Subject, prefix: str, count: int, size: int) -> list[str]:
     return sids
 
 
-def _w3(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+def _w3(s: Subject, tag: str, z: Sizes) -> tuple[Slices, int]:
     (sid,) = _seed(s, f"w3-{tag}", 1, z.w3_history)
-    return (lambda: s.read([sid] * z.w3_reads)), z.w3_reads
+    return _sliced([sid] * z.w3_reads, s.read), z.w3_reads
 
 
-def _w4(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+def _w4(s: Subject, tag: str, z: Sizes) -> tuple[Slices, int]:
     sids = _seed(s, f"w4-{tag}", z.w4_histories, z.w4_history)
-    return (lambda: s.read(sids)), len(sids)
+    return _sliced(sids, s.read), len(sids)
 
 
-def _w5(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+def _w5(s: Subject, tag: str, z: Sizes) -> tuple[Slices, int]:
     turns: list[Turn] = [
         (f"w5-{tag}-{i % z.w5_conversations}", data.human(tag, i), data.ai_tool_call(tag, i))
         for i in range(z.w5_turns)
     ]
     s.prepare([m for _, q, a in turns for m in (q, a)])
-    return (lambda: s.turns(turns)), z.w5_turns
+    return _sliced(turns, s.turns), z.w5_turns
 
 
-def _w6(s: Subject, tag: str, z: Sizes) -> tuple[Callable[[], object], int]:
+def _w6(s: Subject, tag: str, z: Sizes) -> tuple[Slices, int]:
     sids = _seed(s, f"w6-{tag}", z.w6_requests // 2, z.w6_history)
-    return (lambda: s.fresh_reads(sids + sids)), len(sids) * 2
+    return _sliced(sids + sids, s.fresh_reads), len(sids) * 2
 
 
 WORKLOADS = (
@@ -150,20 +170,30 @@ def run_workloads(
     flush: Callable[[], object],
     only_w6: Sequence[Subject] = (),
 ) -> Rates:
-    """Every repeat: every workload on every subject (order rotated per repeat)."""
+    """Every repeat: every workload on every subject (order rotated per repeat), each
+    workload's slices interleaved: slice 1 of every subject, then slice 2, ... (the order
+    rotated per slice too), so a slow spell of the shared machine hits every subject alike
+    instead of the one whose whole run it falls in."""
     rates = Rates()
     for r in range(repeats):
         flush()
         order = list(subjects[r % len(subjects) :]) + list(subjects[: r % len(subjects)])
         for w in WORKLOADS:
-            extra = list(only_w6) if w.key == "W6" else []
-            for s in order + extra:
-                call, ops = w.run(s, f"{s.name}-r{r}", sizes)
-                with collecting() as collected:
-                    start = time.perf_counter()
-                    call()
-                    took = time.perf_counter() - start
-                rates.add(w.key, s.name, ops / took, collected[0] / took)
+            runs = [(s, *w.run(s, f"{s.name}-r{r}", sizes)) for s in order]
+            runs += [(s, *w.run(s, f"{s.name}-r{r}", sizes)) for s in only_w6 if w.key == "W6"]
+            took = dict.fromkeys((s.name for s, _, _ in runs), 0.0)
+            collected = dict.fromkeys(took, 0.0)
+            for k in range(max(len(slices) for _, slices, _ in runs)):
+                turn = runs[k % len(runs) :] + runs[: k % len(runs)]
+                for s, slices, _ in turn:
+                    if k < len(slices):
+                        with collecting() as spent:
+                            start = time.perf_counter()
+                            slices[k]()
+                            took[s.name] += time.perf_counter() - start
+                        collected[s.name] += spent[0]
+            for s, _, ops in runs:
+                rates.add(w.key, s.name, ops / took[s.name], collected[s.name] / took[s.name])
         for s in list(subjects) + list(only_w6):
             s.reset()
     return rates
