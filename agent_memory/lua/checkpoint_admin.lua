@@ -79,7 +79,10 @@ end
 
 -- 'copied'
 local now = now_ms()
-local named = ensure_meta(conv_id, now, 0)
+local meta = read_meta()
+local named = {meta[3], meta[4], meta[5]}
+-- a full refresh: the copied keys (RESTOREd with a relative TTL) get the thread's expiry too
+ensure_meta(conv_id, now, 0, meta, now + ttl)
 redis.call('HSET', KEYS[2], 'message_count', decimal(redis.call('XLEN', KEYS[1])))
 local expire_at = touch_thread(conv_id, now, ttl, named)
 local runs = {}
