@@ -4,6 +4,7 @@
 -- KEYS[9] is the conversation index, KEYS[10] the run index and KEYS[11] the TTL marker
 -- (prune_cutoff in _prelude.lua); cluster mode passes none of them (other hash slots) and the
 -- plan updates them itself.
+-- Numbers go to redis.call as strings ('0', not 0): see decimal in _prelude.lua.
 local SEP = '\0'
 local MESSAGES = 'am.messages' .. SEP -- a messages value kept as a reference to the stream
 

@@ -49,7 +49,7 @@ end
 
 -- The entry right after ``cursor`` in the stream, or false.
 local function next_cursor(cursor)
-  local entry = redis.call('XRANGE', KEYS[1], '(' .. cursor, '+', 'COUNT', 1)[1]
+  local entry = redis.call('XRANGE', KEYS[1], '(' .. cursor, '+', 'COUNT', '1')[1]
   return entry and entry[1]
 end
 
@@ -75,7 +75,7 @@ if msg_field ~= '' then
       follows = #ranges > 0 and next_cursor(ranges[#ranges]) == cursor
     else
       if last == nil then
-        local entry = #ranges > 0 and redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+        local entry = #ranges > 0 and redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', '1')[1]
         last = entry and entry[1] or false
       end
       cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
@@ -137,11 +137,11 @@ if parent ~= '' then
       local head, k = prefix .. items[j] .. SEP, tonumber(items[j + 2])
       local cursors = message_cursors(items, j + 3, k, items[j + 1], fresh)
       local old = cursors and redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255',
-        'LIMIT', 0, 1)[1]
+        'LIMIT', '0', '1')[1]
       if old then
         redis.call('ZREM', KEYS[7], old) -- the zset's last member: ZADD creates it again
         wrote_writes = true
-        redis.call('ZADD', KEYS[7], 0, head .. string.match(old, '^([^%z]*)', #head + 1) .. SEP ..
+        redis.call('ZADD', KEYS[7], '0', head .. string.match(old, '^([^%z]*)', #head + 1) .. SEP ..
           'am.ref' .. SEP .. cursors)
       end
       j = j + 3 + 2 * k
@@ -150,10 +150,10 @@ if parent ~= '' then
   end
 end
 
-redis.call('ZADD', KEYS[5], 0, member)
+redis.call('ZADD', KEYS[5], '0', member)
 hset_pairs(KEYS[6], fields)
 if run ~= '' then
-  redis.call('ZADD', KEYS[8], 0, run .. SEP .. member)
+  redis.call('ZADD', KEYS[8], '0', run .. SEP .. member)
 end
 -- Sliding expiry (refresh_skippable): this put wrote into the checkpoints, the data hash, the
 -- runs when it has one, the stream and the id map when it appended, the writes when it made
@@ -168,7 +168,7 @@ if not at then
 end
 if run ~= '' and KEYS[10] then
   -- the run index expires no earlier than the thread's keys (E, or the new expiry)
-  redis.call('ZADD', KEYS[10], 0, run .. SEP .. conv_id)
+  redis.call('ZADD', KEYS[10], '0', run .. SEP .. conv_id)
   if redis.call('PEXPIRETIME', KEYS[10]) < at then
     redis.call('PEXPIREAT', KEYS[10], decimal(at))
   end

@@ -41,7 +41,7 @@ while i <= #ARGV do
     if old then
       redis.call('ZREM', KEYS[7], old)
     end
-    redis.call('ZADD', KEYS[7], 0, head .. value)
+    redis.call('ZADD', KEYS[7], '0', head .. value)
     stored[head] = head .. value
     wrote = true
     if k > 0 and not cursors then
