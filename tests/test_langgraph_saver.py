@@ -47,6 +47,7 @@ from agent_memory import (
 )
 from agent_memory.embedded import free_port
 from agent_memory.langgraph import AsyncRedisSaver, RedisSaver
+from tests.support.backends import DB, commands_since_reset
 from tests.support.settings import make_settings
 
 USAGE = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
@@ -464,14 +465,155 @@ def test_an_append_through_the_store_refreshes_the_threads_checkpoint_keys(
 ) -> None:
     _graph(saver).invoke({"messages": [HumanMessage("hi", id="a1")]}, _config("tt"))
     keys = saver.store.keys.conversation("tt")
-    for key in keys.thread:
-        backend.client.pexpire(key, 60_000)  # as if the last checkpoint were long ago
+    for key in (*keys.all, *keys.thread):  # as if the last write were long ago (the hash's
+        backend.client.pexpire(key, 60_000)  # expiry moved too: see refresh_skippable)
     saver.store.append("tt", [{"role": "user", "content": "from REST", "id": "a2"}])
     present = [key for key in (*keys.all, *keys.thread) if backend.client.exists(key)]
     assert set(keys.thread[:3]) <= set(present)
     expiries = {backend.client.pexpiretime(key) for key in present}
     assert len(expiries) == 1  # one absolute expiry for all of them
     assert backend.client.pttl(keys.checkpoints) > 60_000
+
+
+# -- the sliding expiry's tolerance (refresh_skippable in lua/_prelude.lua) -------------------
+SLACK_MS = 60_000  # min(ttl / 100, 60 s) for the default TTL of 30 days
+
+
+def _put(saver: RedisSaver, thread: str, n: int, parent: Any = None, run: str | None = None) -> Any:
+    """A checkpoint of ``thread`` with a new message (id m<n>) and a counter, its parent's
+    config or none, metadata naming ``run``; returns its config."""
+    checkpoint = empty_checkpoint()
+    version = f"{n:010d}"
+    checkpoint["channel_values"] = {"messages": [HumanMessage(f"m{n}", id=f"m{n}")], "n": n}
+    checkpoint["channel_versions"] = {"messages": version, "n": version}
+    config = parent or _config(thread)
+    metadata: Any = {"run_id": run} if run else {}
+    return saver.put(config, checkpoint, metadata, {"messages": version, "n": version})
+
+
+def _expiries(backend: Any, saver: RedisSaver, thread: str) -> dict[str, int]:
+    """The absolute expiry of every key of the thread that exists, the run index's too."""
+    keys = saver.store.keys.conversation(thread)
+    names = [*keys.all, *keys.thread, saver.store.keys.index_runs]
+    return {k: int(backend.client.pexpiretime(k)) for k in names if backend.client.exists(k)}
+
+
+def _assert_all_expire_within_the_slack(backend: Any, saver: RedisSaver, thread: str) -> None:
+    """Every key of the thread (and the run index) expires within SLACK of now + ttl: none
+    without a TTL, none left at an older expiry."""
+    expiries = _expiries(backend, saver, thread)
+    now_ms = int(backend.client.time()[0]) * 1000
+    ttl_ms = saver.store.config.ttl_ms
+    low, high = now_ms + ttl_ms - SLACK_MS, now_ms + ttl_ms + 1000
+    assert all(low <= at <= high for at in expiries.values()), expiries
+
+
+def test_put_writes_creating_the_writes_key_after_a_put_gets_the_ttl(
+    saver: RedisSaver, backend: Any
+) -> None:
+    """The first pending write of a thread creates its writes zset right after the put that
+    refreshed every key (within the slack, same hash expiry): that call still gives it the
+    TTL, not the skip."""
+    stored = _put(saver, "w1", 1)
+    keys = saver.store.keys.conversation("w1")
+    assert not backend.client.exists(keys.writes)
+    saver.put_writes(stored, [("n", 2)], "task")
+    assert backend.client.exists(keys.writes)
+    _assert_all_expire_within_the_slack(backend, saver, "w1")
+    assert len(set(_expiries(backend, saver, "w1").values())) == 1  # one refresh, one expiry
+
+
+def test_a_put_adding_a_run_within_the_slack_gives_the_runs_and_the_run_index_the_ttl(
+    saver: RedisSaver, backend: Any
+) -> None:
+    """A first run on a thread whose keys were refreshed just before creates its runs zset and
+    the run index entry: both get the TTL. So does a run index removed since (as
+    delete_for_runs of its last entry leaves it) and written again by a skipped put."""
+    first = _put(saver, "r1", 1)
+    keys = saver.store.keys.conversation("r1")
+    index = saver.store.keys.index_runs
+    assert not backend.client.exists(keys.runs)
+    second = _put(saver, "r1", 2, parent=first, run="run-1")
+    assert backend.client.exists(keys.runs)
+    assert backend.client.exists(index)
+    _assert_all_expire_within_the_slack(backend, saver, "r1")
+    backend.client.delete(index)
+    _put(saver, "r1", 3, parent=second, run="run-1")
+    assert backend.client.exists(index)
+    _assert_all_expire_within_the_slack(backend, saver, "r1")
+    assert int(backend.client.pexpiretime(index)) >= int(backend.client.pexpiretime(keys.meta))
+
+
+@pytest.mark.parametrize("removed", ["prune", "delete_for_runs", "delete_thread", "evicted"])
+def test_thread_keys_removed_since_the_last_refresh_get_the_ttl_when_written_again(
+    saver: RedisSaver, backend: Any, removed: str
+) -> None:
+    """Keys that prune, delete_for_runs, delete_thread, eviction or a hand-made DEL removed
+    after the last full refresh, created again by a put and a put_writes within the slack,
+    get the TTL like every other key of the thread."""
+    stored = _put(saver, "gone", 1, run="run-1")
+    saver.put_writes(stored, [("n", 2)], "task")
+    keys = saver.store.keys.conversation("gone")
+    if removed == "prune":
+        saver.prune(["gone"], strategy="delete")
+    elif removed == "delete_for_runs":
+        saver.delete_for_runs(["run-1"])
+    elif removed == "delete_thread":
+        saver.delete_thread("gone")
+    else:
+        backend.client.delete(*keys.thread)
+    assert not backend.client.exists(keys.checkpoints)
+    again = _put(saver, "gone", 2, run="run-2")
+    saver.put_writes(again, [("n", 3)], "task")
+    assert all(backend.client.exists(k) for k in keys.thread)
+    _assert_all_expire_within_the_slack(backend, saver, "gone")
+
+
+def test_copy_thread_to_a_new_target_gives_every_key_the_ttl_and_its_next_write_keeps_it(
+    saver: RedisSaver, backend: Any
+) -> None:
+    """copy_thread creates the target thread (RESTORE, then the 'copied' refresh): every key
+    has the TTL; the target's next put and put_writes, within the slack, leave them so."""
+    stored = _put(saver, "src", 1, run="run-1")
+    saver.put_writes(stored, [("n", 2)], "task")
+    saver.copy_thread("src", "dst")
+    copied = _expiries(backend, saver, "dst")
+    assert len(copied) >= 8  # the thread's 8 keys (no tokens: every message has an id) + runs
+    _assert_all_expire_within_the_slack(backend, saver, "dst")
+    latest = saver.get_tuple(_config("dst"))
+    assert latest is not None
+    written = _put(saver, "dst", 2, parent=latest.config, run="run-2")
+    saver.put_writes(written, [("n", 3)], "task")
+    _assert_all_expire_within_the_slack(backend, saver, "dst")
+    index = saver.store.keys.index_runs  # shared with other threads: not the thread's E
+    after = _expiries(backend, saver, "dst")
+    assert {k: at for k, at in after.items() if k != index} == {
+        k: at for k, at in copied.items() if k != index
+    }
+
+
+@pytest.mark.parametrize("server", ["redis_server", "valkey_server"])
+def test_a_graph_turn_within_the_slack_sets_no_expiry_and_runs_few_commands(
+    request: pytest.FixtureRequest, server: str, settings: Settings
+) -> None:
+    """Server side (INFO commandstats), a turn after the first within the slack: 6 script
+    calls (get_tuple, 3 puts, 2 put_writes) that check the keys they write still expire at
+    the last refresh (PEXPIRETIME) and set no expiry, prune no index, read no TTL marker:
+    at most 80 commands inside them (71 when the start task's writes come after the next put,
+    whose messages they are; 121-125 when every write refreshed every key)."""
+    process: Any = request.getfixturevalue(server)
+    client = process.client(db=DB)
+    client.flushdb()
+    graph = _graph(RedisSaver(client, settings=settings))
+    graph.invoke({"messages": [HumanMessage("warm", id="h0")]}, _config("count"))
+    client.config_resetstat()
+    graph.invoke({"messages": [HumanMessage("counted", id="h1")]}, _config("count"))
+    counts = commands_since_reset(client)
+    client.close()
+    assert counts.pop("evalsha") == 6
+    assert not {"pexpireat", "pexpire", "zscore", "zremrangebyscore"} & set(counts), counts
+    assert counts["time"] == 5  # one per write, none in the read
+    assert sum(counts.values()) <= 80, counts
 
 
 def test_after_a_message_is_replaced_under_its_id_the_conversation_still_gets_new_ones(

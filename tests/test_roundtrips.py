@@ -18,7 +18,7 @@ import redis.connection
 
 from agent_memory import AsyncConversationStore, ConversationStore, _base, scripts
 from agent_memory.embedded import RedisProcess
-from tests.support.backends import DB
+from tests.support.backends import DB, commands_since_reset
 from tests.support.drivers import Driver
 from tests.support.settings import make_settings
 
@@ -121,17 +121,6 @@ def real(redis_server: RedisProcess) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
-
-
-def commands_since_reset(client: redis.Redis) -> dict[str, int]:
-    """Commands run since CONFIG RESETSTAT (scripts' inner calls included), without the
-    bookkeeping commands of the test itself."""
-    stats: dict[str, Any] = client.info("commandstats")
-    return {
-        name.removeprefix("cmdstat_"): int(value["calls"])
-        for name, value in stats.items()
-        if not name.startswith(("cmdstat_info", "cmdstat_config"))
-    }
 
 
 def test_server_side_an_append_of_500_is_one_script_call(real: redis.Redis, wire: Wire) -> None:

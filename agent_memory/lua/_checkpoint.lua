@@ -4,6 +4,7 @@
 -- KEYS[9] is the conversation index, KEYS[10] the run index and KEYS[11] the TTL marker
 -- (prune_cutoff in _prelude.lua); cluster mode passes none of them (other hash slots) and the
 -- plan updates them itself.
+-- Numbers go to redis.call as strings ('0', not 0): see decimal in _prelude.lua.
 local SEP = '\0'
 local MESSAGES = 'am.messages' .. SEP -- a messages value kept as a reference to the stream
 
@@ -88,23 +89,41 @@ local function touch_thread(conv_id, now, ttl, named)
   return expire_at
 end
 
+-- The metadata hash's fields a checkpoint write reads, in one HMGET: id, message_count, the
+-- three index names (index_names), 'refreshed' (refresh_skippable).
+local function read_meta()
+  return redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
+    'index_pair', 'refreshed')
+end
 
--- The conversation's metadata hash: created if missing, else its activity and count updated
--- (one read, one write). Returns the conversation's index names (index_names).
-local function ensure_meta(conv_id, now, added)
+-- Whether the sliding expiry after a write into the keys ``written`` (besides the metadata
+-- hash) may be skipped: refresh_skippable's answer (E, or false: the caller then runs
+-- touch_thread, once the hash exists, and writes 'refreshed' = now + ttl), and the
+-- conversation's index names. ``meta``: read_meta's.
+local function thread_fresh(conv_id, now, ttl, meta, written)
+  local named = {meta[3], meta[4], meta[5]}
+  local indexes = KEYS[9] and {KEYS[9], named[1], named[2], named[3]}
+  return refresh_skippable(meta[6], now, ttl, conv_id, written, indexes), named
+end
+
+-- The conversation's metadata hash (``meta``: read_meta's): created if missing, else its
+-- activity and count updated, in one HSET, with 'refreshed' = ``refreshed`` (ms) when given.
+local function ensure_meta(conv_id, now, added, meta, refreshed)
   local now_arg = decimal(now)
-  local meta = redis.call('HMGET', KEYS[2], 'id', 'message_count', 'index_user', 'index_agent',
-    'index_pair')
+  local fields
   if not meta[1] then
-    redis.call('HSET', KEYS[2], 'id', conv_id, 'created_at', now_arg, 'updated_at', now_arg,
-      'message_count', decimal(added), 'version', '1')
+    fields = {'id', conv_id, 'created_at', now_arg, 'updated_at', now_arg,
+      'message_count', decimal(added), 'version', '1'}
   elseif added > 0 then
-    redis.call('HSET', KEYS[2], 'updated_at', now_arg,
-      'message_count', decimal((tonumber(meta[2]) or 0) + added))
+    fields = {'updated_at', now_arg, 'message_count', decimal((tonumber(meta[2]) or 0) + added)}
   else
-    redis.call('HSET', KEYS[2], 'updated_at', now_arg)
+    fields = {'updated_at', now_arg}
   end
-  return {meta[3], meta[4], meta[5]}
+  if refreshed then
+    fields[#fields + 1] = 'refreshed'
+    fields[#fields + 1] = decimal(refreshed)
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
 end
 
 -- The reply's tail: nothing on a single server, index_info in cluster mode.

@@ -96,6 +96,63 @@ local function touch_conversation(conv_id, now, ttl, named)
   end
 end
 
+-- Sliding expiry with a tolerance, for every script that writes a conversation's keys and
+-- then refreshes them all (append, the checkpoint scripts). Field 'refreshed' = '<E>' of the
+-- metadata hash: the last full refresh by one of them (touch_conversation / touch_thread, then
+-- 'refreshed' written) gave every key of the conversation and its thread the absolute expiry
+-- E (ms). The refresh may be skipped, leaving every key at E, when all of these hold:
+--   * E is at most SLACK short of now + ttl (SLACK = min(ttl / 100, 60 s)): after any write,
+--     every key expires no earlier than now + ttl - SLACK, and no later than now + ttl;
+--   * the hash and every key this call wrote into (``written``) still expire at E: a key
+--     created by this call (a first id, the first pending write, a run; one that pop,
+--     copy_thread, delete_for_runs, prune, a hand-made DEL or eviction removed since) has no
+--     expiry yet, and any other writer (an update, a pop, touch_on_read, copy_thread, a
+--     hand-made PEXPIRE) moves the hash's, so both force a refresh and no key is ever left
+--     without a TTL;
+--   * the conversation is already in each of its ``indexes`` (single server: the global one
+--     and those named in the hash; ZADD of now adds no member), so the listings' activity
+--     order stays exact and no index is created here without a TTL. Index pruning (and the
+--     TTL marker) run with refreshes, at least once per SLACK of activity of any
+--     conversation of the prefix.
+-- Keys this call did not write keep whatever expiry they have: untouched, as after a skip.
+-- ``refreshed``: the field as read (false if none). Returns E when the refresh may be
+-- skipped, else false (the caller refreshes everything and writes 'refreshed' = now + ttl).
+local function refresh_skippable(refreshed, now, ttl, conv_id, written, indexes)
+  local at = tonumber(string.match(refreshed or '', '^(%d+)'))
+  local target = now + ttl
+  if not at or at > target or target - at > math.min(math.floor(ttl / 100), 60000) then
+    return false
+  end
+  if redis.call('PEXPIRETIME', KEYS[2]) ~= at then
+    return false
+  end
+  for _, key in ipairs(written) do
+    if redis.call('PEXPIRETIME', key) ~= at then
+      return false
+    end
+  end
+  if indexes then
+    local now_arg = decimal(now)
+    for _, index in ipairs(indexes) do
+      if index and redis.call('ZADD', index, now_arg, conv_id) == 1 then
+        return false -- not in it: a new index, or one pruned by hand
+      end
+    end
+  end
+  return at
+end
+
+-- refresh_skippable's ``written``: the keys of the (key, wrote) pairs whose wrote is true.
+local function written_keys(...)
+  local args, out = {...}, {}
+  for i = 1, select('#', ...), 2 do
+    if args[i + 1] then
+      out[#out + 1] = args[i]
+    end
+  end
+  return out
+end
+
 -- Cluster mode: {time, user index, agent index, pair index ('' where none)} for the caller's
 -- index update.
 local function index_info(now, named)

@@ -141,39 +141,12 @@ if token then
   redis.call('HSET', KEYS[4], token, answer, '#' .. decimal(n), expire_arg .. ' ' .. token, '.',
     decimal(head) .. ' ' .. decimal(n + 1) .. ' ' .. decimal(head_at))
 end
--- Sliding expiry. Field 'refreshed' = '<E>': the last full refresh (touch_conversation by this
--- script) gave every key of the conversation the absolute expiry E (ms). The refresh is
--- skipped, leaving every key at E, when all of these hold:
---   * E is at most SLACK short of now + ttl (SLACK = min(ttl / 100, 60 s)): after any write,
---     every key expires no earlier than now + ttl - SLACK, and no later than now + ttl;
---   * the hash and every key this call wrote into (the stream when it added a message, the id
---     map when it recorded an id, the tokens hash when it has a token) still expire at E: a
---     key created by this call (a first id; one that pop, copy_thread, a hand-made DEL or
---     eviction removed since) has no expiry yet, and any other writer (a checkpoint, an
---     update, touch_on_read, a hand-made PEXPIRE) moves the hash's, so both force a refresh
---     and no key is ever left without a TTL;
---   * the conversation is already in each of its indexes (ZADD adds no member), so no index
---     is created here without a TTL. Index pruning (and the TTL marker) run with refreshes,
---     at least once per SLACK of activity of any conversation of the prefix.
--- Keys this call did not write keep whatever expiry they have: untouched, as after a skip.
-local target = now + ttl
-local at = tonumber(string.match(meta[6] or '', '^(%d+)'))
-local function at_mark(key, wrote)
-  return not wrote or redis.call('PEXPIRETIME', key) == at
-end
-local fresh = at and at <= target and target - at <= math.min(math.floor(ttl / 100), 60000)
-  and redis.call('PEXPIRETIME', KEYS[2]) == at and at_mark(KEYS[1], added > 0)
-  and at_mark(KEYS[3], #new_ids > 0) and at_mark(KEYS[4], token ~= nil)
-if fresh and KEYS[5] then -- the activity order of the listings stays exact
-  for _, index in ipairs({KEYS[5], named[1], named[2], named[3]}) do
-    if index and redis.call('ZADD', index, now_arg, conv_id) == 1 then
-      fresh = false -- not in it: a new index, or one pruned by hand
-      break
-    end
-  end
-end
-if not fresh then
+-- Sliding expiry (refresh_skippable): the keys this call wrote into are the stream when it
+-- added a message, the id map when it recorded an id, the tokens hash when it has a token.
+local written = written_keys(KEYS[1], added > 0, KEYS[3], #new_ids > 0, KEYS[4], token ~= nil)
+local indexes = KEYS[5] and {KEYS[5], named[1], named[2], named[3]}
+if not refresh_skippable(meta[6], now, ttl, conv_id, written, indexes) then
   touch_conversation(conv_id, now, ttl, named)
-  redis.call('HSET', KEYS[2], 'refreshed', decimal(target))
+  redis.call('HSET', KEYS[2], 'refreshed', decimal(now + ttl))
 end
 return with_index_info(out, now, named)

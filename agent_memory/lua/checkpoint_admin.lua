@@ -48,7 +48,7 @@ end
 
 local removed = 0
 if op == 'prune' then
-  local members = redis.call('ZRANGE', KEYS[5], 0, -1)
+  local members = redis.call('ZRANGE', KEYS[5], '0', '-1')
   for i, member in ipairs(members) do
     local ns = string.match(member, '^[^%z]*')
     local next_ns = members[i + 1] and string.match(members[i + 1], '^[^%z]*')
@@ -79,18 +79,21 @@ end
 
 -- 'copied'
 local now = now_ms()
-local named = ensure_meta(conv_id, now, 0)
+local meta = read_meta()
+local named = {meta[3], meta[4], meta[5]}
+-- a full refresh: the copied keys (RESTOREd with a relative TTL) get the thread's expiry too
+ensure_meta(conv_id, now, 0, meta, now + ttl)
 redis.call('HSET', KEYS[2], 'message_count', decimal(redis.call('XLEN', KEYS[1])))
 local expire_at = touch_thread(conv_id, now, ttl, named)
 local runs = {}
 local seen = {}
-for _, entry in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+for _, entry in ipairs(redis.call('ZRANGE', KEYS[8], '0', '-1')) do
   local run = string.match(entry, '^[^%z]*')
   if not seen[run] then
     seen[run] = true
     runs[#runs + 1] = run
     if KEYS[10] then
-      redis.call('ZADD', KEYS[10], 0, run .. SEP .. conv_id)
+      redis.call('ZADD', KEYS[10], '0', run .. SEP .. conv_id)
     end
   end
 end

@@ -19,6 +19,7 @@ local msg_field = ARGV[msg_at] or ''
 local now = now_ms()
 local added = 0
 local ref = ''
+local wrote_ids, wrote_writes = false, false -- besides the stream (added > 0): see the end
 
 -- Every message whose id is stored already must be stored with the same payload. ``fresh``:
 -- id -> {cursor, payload} of the entries this script compared or appended (message_cursors).
@@ -48,7 +49,7 @@ end
 
 -- The entry right after ``cursor`` in the stream, or false.
 local function next_cursor(cursor)
-  local entry = redis.call('XRANGE', KEYS[1], '(' .. cursor, '+', 'COUNT', 1)[1]
+  local entry = redis.call('XRANGE', KEYS[1], '(' .. cursor, '+', 'COUNT', '1')[1]
   return entry and entry[1]
 end
 
@@ -65,8 +66,7 @@ if msg_field ~= '' then
       end
     end
   end
-  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-  last = last and last[1]
+  local last -- the stream's last entry before this put's first append: read then, if needed
   for i = msg_at + 2, #ARGV, 2 do
     local mid = ARGV[i]
     local cursor = mid ~= '' and known[mid]
@@ -74,9 +74,14 @@ if msg_field ~= '' then
     if cursor then
       follows = #ranges > 0 and next_cursor(ranges[#ranges]) == cursor
     else
+      if last == nil then
+        local entry = #ranges > 0 and redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', '1')[1]
+        last = entry and entry[1] or false
+      end
       cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
       if mid ~= '' then
         redis.call('HSET', KEYS[3], mid, cursor)
+        wrote_ids = true
         known[mid] = cursor
         fresh[mid] = {cursor, ARGV[i + 1]}
       end
@@ -104,6 +109,7 @@ if msg_field == '' and ARGV[msg_at + 1] == '+' then
     if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 0 then
       local cursor = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 1])
       redis.call('HSET', KEYS[3], ARGV[i], cursor)
+      wrote_ids = true
       fresh[ARGV[i]] = {cursor, ARGV[i + 1]}
       added = added + 1
     end
@@ -131,10 +137,11 @@ if parent ~= '' then
       local head, k = prefix .. items[j] .. SEP, tonumber(items[j + 2])
       local cursors = message_cursors(items, j + 3, k, items[j + 1], fresh)
       local old = cursors and redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255',
-        'LIMIT', 0, 1)[1]
+        'LIMIT', '0', '1')[1]
       if old then
-        redis.call('ZREM', KEYS[7], old)
-        redis.call('ZADD', KEYS[7], 0, head .. string.match(old, '^([^%z]*)', #head + 1) .. SEP ..
+        redis.call('ZREM', KEYS[7], old) -- the zset's last member: ZADD creates it again
+        wrote_writes = true
+        redis.call('ZADD', KEYS[7], '0', head .. string.match(old, '^([^%z]*)', #head + 1) .. SEP ..
           'am.ref' .. SEP .. cursors)
       end
       j = j + 3 + 2 * k
@@ -143,15 +150,27 @@ if parent ~= '' then
   end
 end
 
-redis.call('ZADD', KEYS[5], 0, member)
+redis.call('ZADD', KEYS[5], '0', member)
 hset_pairs(KEYS[6], fields)
 if run ~= '' then
-  redis.call('ZADD', KEYS[8], 0, run .. SEP .. member)
+  redis.call('ZADD', KEYS[8], '0', run .. SEP .. member)
 end
-local named = ensure_meta(conv_id, now, added)
-local expire_at = touch_thread(conv_id, now, ttl, named)
+-- Sliding expiry (refresh_skippable): this put wrote into the checkpoints, the data hash, the
+-- runs when it has one, the stream and the id map when it appended, the writes when it made
+-- one a reference.
+local written = written_keys(KEYS[5], true, KEYS[6], true, KEYS[8], run ~= '',
+  KEYS[1], added > 0, KEYS[3], wrote_ids, KEYS[7], wrote_writes)
+local meta = read_meta()
+local at, named = thread_fresh(conv_id, now, ttl, meta, written)
+ensure_meta(conv_id, now, added, meta, not at and now + ttl)
+if not at then
+  at = touch_thread(conv_id, now, ttl, named)
+end
 if run ~= '' and KEYS[10] then
-  redis.call('ZADD', KEYS[10], 0, run .. SEP .. conv_id)
-  expire_not_before(KEYS[10], expire_at, decimal(expire_at))
+  -- the run index expires no earlier than the thread's keys (E, or the new expiry)
+  redis.call('ZADD', KEYS[10], '0', run .. SEP .. conv_id)
+  if redis.call('PEXPIRETIME', KEYS[10]) < at then
+    redis.call('PEXPIREAT', KEYS[10], decimal(at))
+  end
 end
 return thread_reply({1, ref}, now, named)

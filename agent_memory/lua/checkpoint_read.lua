@@ -11,7 +11,7 @@
 -- caller holds (ARGV[4]); writes are the members of KEYS[7].
 local function latest(ns)
   return redis.call('ZREVRANGEBYLEX', KEYS[5], '[' .. ns .. SEP .. '\255', '[' .. ns .. SEP,
-    'LIMIT', 0, 1)[1]
+    'LIMIT', '0', '1')[1]
 end
 
 -- A pending write's member, or {member, payload...} for one stored as a reference (its type,
@@ -146,7 +146,7 @@ if mode == 'one' then
 elseif mode == 'latest' then
   members = {latest(ARGV[3])}
 else
-  members = redis.call('ZREVRANGEBYLEX', KEYS[5], ARGV[3], ARGV[4], 'LIMIT', 0, ARGV[5])
+  members = redis.call('ZREVRANGEBYLEX', KEYS[5], ARGV[3], ARGV[4], 'LIMIT', '0', ARGV[5])
 end
 
 local out = {}

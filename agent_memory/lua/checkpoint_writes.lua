@@ -10,6 +10,25 @@
 -- zset's lex order is LangGraph's writes_sort_key order.
 local ttl = tonumber(ARGV[1])
 local spec = {}
+
+-- The writes already stored of one task of this checkpoint, head (prefix .. key .. NUL) ->
+-- member: every write of a call is one task's (same task path and id: only the fixed-width
+-- index differs), so one ZRANGEBYLEX per call finds them all.
+local stored = {}
+local task_read = {}
+local function stored_write(head)
+  local task = string.sub(head, 1, -12) -- less the 10 digits of the index and the NUL
+  if not task_read[task] then
+    task_read[task] = true
+    local found = redis.call('ZRANGEBYLEX', KEYS[7], '[' .. task, '[' .. task .. '\255')
+    for _, old in ipairs(found) do
+      stored[string.sub(old, 1, #head)] = old
+    end
+  end
+  return stored[head]
+end
+
+local wrote = false
 local i = 4
 while i <= #ARGV do
   local head, value, k = ARGV[3] .. ARGV[i] .. SEP, ARGV[i + 2], tonumber(ARGV[i + 3])
@@ -17,12 +36,14 @@ while i <= #ARGV do
   if cursors then
     value = string.match(value, '^[^%z]*') .. SEP .. 'am.ref' .. SEP .. cursors
   end
-  local old = redis.call('ZRANGEBYLEX', KEYS[7], '[' .. head, '[' .. head .. '\255', 'LIMIT', 0, 1)[1]
+  local old = stored_write(head)
   if not old or ARGV[i + 1] == '1' then
     if old then
       redis.call('ZREM', KEYS[7], old)
     end
-    redis.call('ZADD', KEYS[7], 0, head .. value)
+    redis.call('ZADD', KEYS[7], '0', head .. value)
+    stored[head] = head .. value
+    wrote = true
     if k > 0 and not cursors then
       -- not in the stream yet: the next checkpoint's put will make it a reference
       for _, j in ipairs({i, i + 4, i + 3}) do
@@ -40,6 +61,17 @@ if #spec > 0 then
   redis.call('HSET', KEYS[6], field, (redis.call('HGET', KEYS[6], field) or '') ..
     table.concat(spec))
 end
+-- Sliding expiry (refresh_skippable): this call wrote into the writes, and into the data hash
+-- when it left a spec. 'refreshed' only in an existing hash (a write to a deleted thread
+-- creates none).
 local now = now_ms()
-touch_thread(ARGV[2], now, ttl)
-return thread_reply({1}, now)
+local meta = read_meta()
+local at, named = thread_fresh(ARGV[2], now, ttl, meta, written_keys(KEYS[7], wrote, KEYS[6],
+  #spec > 0))
+if not at then
+  touch_thread(ARGV[2], now, ttl, named)
+  if meta[1] then
+    redis.call('HSET', KEYS[2], 'refreshed', decimal(now + ttl))
+  end
+end
+return thread_reply({1}, now, named)

@@ -64,3 +64,14 @@ def snapshot(
             value = client.lrange(key, 0, -1)
         out[key] = (kind, value, client.pexpiretime(key))
     return out
+
+
+def commands_since_reset(client: redis.Redis) -> dict[str, int]:
+    """Commands run since CONFIG RESETSTAT (scripts' inner calls included), without the
+    bookkeeping commands of the test itself."""
+    stats: dict[str, Any] = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in stats.items()
+        if not name.startswith(("cmdstat_info", "cmdstat_config"))
+    }
