@@ -18,10 +18,7 @@ worker that died or stopped answering (every ``HEALTH_SECONDS`` each worker's ev
 asked for a pong through a pipe; one that gives none within ``HEALTH_SECONDS`` is killed and
 replaced: a hung or stopped worker would otherwise keep receiving its share of new
 connections on its socket), and stops them all if one fails to start (then returns
-``STARTUP_FAILURE``). A worker that dies within ``STABLE_SECONDS`` of its start (a crash as it
-serves, an out-of-memory kill) is replaced after a delay that doubles with each such death in a
-row on its socket (0.5 s, 1 s, 2 s, ... up to ``RESPAWN_MAX_SECONDS``), so a crash loop does not
-take the CPU from the workers that serve; one that ran longer is replaced at once.
+``STARTUP_FAILURE``).
 """
 
 from __future__ import annotations
@@ -36,7 +33,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
@@ -55,8 +52,6 @@ BACKLOG = 2048  # uvicorn's default
 READY_SECONDS = 60.0  # a replacement's startup (lifespan included) on SIGHUP
 HEALTH_SECONDS = 5.0  # how often a worker is pinged, and how long its pong may take (uvicorn's)
 _POLL_SECONDS = 0.5
-STABLE_SECONDS = 30.0  # a worker that ran this long before it died is replaced at once
-RESPAWN_MAX_SECONDS = 30.0  # the longest wait before replacing a worker that died early
 _spawn = multiprocessing.get_context("spawn")
 
 
@@ -152,8 +147,6 @@ def _supervise(
     """Watch ``workers`` (one per socket, replaced in place) until a stop signal or a failed
     start."""
     pinged = time.monotonic()
-    respawns = [Respawns() for _ in workers]
-    due: dict[int, float] = {}  # slot -> when its dead worker's replacement starts
     while True:
         if time.monotonic() - pinged >= HEALTH_SECONDS:
             _replace_unresponsive(config, sockets, workers)
@@ -165,60 +158,19 @@ def _supervise(
                 return 0
             log.info("Received SIGHUP, replacing the workers.")
             _replace_all(config, sockets, workers, received)
-        if not _replace_dead(config, sockets, workers, respawns, due):
-            return STARTUP_FAILURE
-        time.sleep(_POLL_SECONDS)
-
-
-def _replace_dead(
-    config: uvicorn.Config,
-    sockets: list[socket.socket],
-    workers: list[Worker],
-    respawns: list[Respawns],
-    due: dict[int, float],
-) -> bool:
-    """Replace each dead worker once its wait (``respawns``) is over; ``due`` holds when each
-    waiting socket's replacement starts. False if a worker failed to start (stop them all)."""
-    for i, worker in enumerate(workers):
-        process = worker.process
-        if process.exitcode is None:
-            due.pop(i, None)  # replaced meanwhile (SIGHUP)
-            continue
-        if process.exitcode == STARTUP_FAILURE:
-            log.error("Worker [%d] failed to start: stopping.", process.pid)
-            return False
-        if i not in due:
-            delay = respawns[i].delay(time.monotonic() - worker.started)
-            due[i] = time.monotonic() + delay
+        for i, worker in enumerate(workers):
+            process = worker.process
+            if process.exitcode is None:
+                continue
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("Worker [%d] failed to start: stopping.", process.pid)
+                return STARTUP_FAILURE
             log.info(
-                "Worker [%d] died (exit code %d): replacing it%s.",
-                process.pid,
-                process.exitcode,
-                f" in {delay:g} s ({respawns[i].early} early deaths in a row)" if delay else "",
+                "Worker [%d] died (exit code %d): replacing it.", process.pid, process.exitcode
             )
-        if time.monotonic() >= due[i]:
-            del due[i]
             worker.close()
             workers[i] = _start(config, sockets[i])
-    return True
-
-
-@dataclass
-class Respawns:
-    """How long a socket's dead worker waits for its replacement: not at all after a worker
-    that ran ``STABLE_SECONDS`` or more; after one that died sooner, ``_POLL_SECONDS`` doubled
-    for each early death in a row, up to ``RESPAWN_MAX_SECONDS``."""
-
-    early: int = 0
-    """early deaths in a row"""
-
-    def delay(self, uptime: float) -> float:
-        """The wait before replacing a worker that died after ``uptime`` seconds."""
-        if uptime >= STABLE_SECONDS:
-            self.early = 0
-            return 0.0
-        self.early += 1
-        return float(min(RESPAWN_MAX_SECONDS, _POLL_SECONDS * 2 ** (self.early - 1)))
+        time.sleep(_POLL_SECONDS)
 
 
 def _replace_unresponsive(
@@ -275,13 +227,12 @@ def _replace_all(
 
 @dataclass(frozen=True)
 class Worker:
-    """A worker process, the event it sets once it serves (its lifespan has started), the
-    parent's end of its health pipe and when it was started (``time.monotonic()``)."""
+    """A worker process, the event it sets once it serves (its lifespan has started) and the
+    parent's end of its health pipe."""
 
     process: SpawnProcess
     ready: Event
     health: Connection
-    started: float = field(default_factory=time.monotonic)
 
     def ping(self) -> bool:
         """Ask for a pong (False if the pipe is closed: the worker is gone)."""

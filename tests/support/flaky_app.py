@@ -1,6 +1,5 @@
-"""An ASGI app factory for the supervisor's tests: it answers with its worker's pid, refuses to
-load (as a broken deploy does) once the file named by FLAKY_APP_FAIL exists, and its worker
-dies (as a crash does) on a request for /crash."""
+"""An ASGI app factory for the supervisor's tests: it answers with its worker's pid, and
+refuses to load (as a broken deploy does) once the file named by FLAKY_APP_FAIL exists."""
 
 from __future__ import annotations
 
@@ -19,8 +18,6 @@ def create() -> App:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        if scope["path"] == "/crash":
-            os._exit(1)
         body = str(os.getpid()).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
