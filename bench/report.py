@@ -76,6 +76,10 @@ def _num(v: float | None) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
 
 
+def _times(v: float | None) -> str:
+    return f"{v:.2f}x" if v else "-"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
@@ -113,7 +117,10 @@ def _gc_lines(r: Rates) -> list[str]:
     garbage collector took (collections the allocations of the call triggered: of the
     messages built, and full passes over the whole heap, the imported modules included)."""
     lines = [
-        "Time in the garbage collector (medians; ms per operation, of which GC):",
+        "Time in the garbage collector (medians; ms per operation, of which GC; a collection "
+        "is charged to the slice it happens in, whichever subject's allocations brought it on; "
+        "the last column is the median over repeats of the per-repeat ratio with GC time left "
+        "out):",
         "",
         "| workload | ours ms | ours GC | peer-ttl ms | peer-ttl GC | ours / peer-ttl | "
         "same, GC time left out |",
@@ -128,7 +135,7 @@ def _gc_lines(r: Rates) -> list[str]:
         lines.append(
             f"| {w.key} | {ours_ms:.3f} | {ours_gc:.0%} | {peer_ms:.3f} | {peer_gc:.0%} | "
             f"{peer_ms / ours_ms:.2f}x | "
-            f"{_ratio(peer_ms * (1 - peer_gc), ours_ms * (1 - ours_gc))} |"
+            f"{_times(r.ratio_without_gc(w.key, 'ours', 'peer-ttl'))} |"
         )
     return lines
 
@@ -247,8 +254,8 @@ def render(
         "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
         "",
         "Subjects: **ours** = `agent_memory.RedisChatMessageHistory` built as the peers' users "
-        "build theirs, without `settings=` (W1-W5: one object per session on one client; W6: "
-        "`RedisChatMessageHistory(session_id, url=url)` per request); "
+        "build theirs, `RedisChatMessageHistory(session_id, url=url)` without `settings=` (W1-W5: "
+        "one object per session, as for the peer; W6: one per request); "
         "**ours-async** = `AsyncConversationStore` (reads as LangChain messages: "
         "`get_langchain_messages`); "
         "**peer** / **peer-ttl** = `langchain_community.chat_message_histories."

@@ -97,8 +97,9 @@ class Subject:
 
 
 class Ours(Subject):
-    """Constructed as the peers' users construct theirs: no ``settings=`` (the environment is
-    read once per process), ``url=`` in W6 exactly as for langchain_community's class."""
+    """Constructed as the peers' users construct theirs: ``url=`` exactly as for
+    langchain_community's class (one object per session in W1-W5, per request in W6), no
+    ``settings=`` (the environment is read once per process)."""
 
     name = "ours"
 
@@ -110,7 +111,7 @@ class Ours(Subject):
     def history(self, sid: str) -> RedisChatMessageHistory:
         h = self._histories.get(sid)
         if h is None:
-            h = self._histories[sid] = RedisChatMessageHistory(sid, redis_client=self.client)
+            h = self._histories[sid] = RedisChatMessageHistory(sid, url=self.url)
         return h
 
     def fresh(self, sid: str) -> RedisChatMessageHistory:

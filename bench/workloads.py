@@ -142,6 +142,16 @@ class Rates:
         runs = self.gc_shares.get(workload, {}).get(subject)
         return statistics.median(runs) if runs else None
 
+    def ratio_without_gc(self, workload: str, a: str, b: str) -> float | None:
+        """The median over repeats of a's rate over b's in the same repeat, with the time each
+        spent collecting left out."""
+        rates, shares = self.values.get(workload, {}), self.gc_shares.get(workload, {})
+        pairs = zip(
+            rates.get(a, []), shares.get(a, []), rates.get(b, []), shares.get(b, []), strict=False
+        )
+        out = [ra * (1 - sb) / rb / (1 - sa) for ra, sa, rb, sb in pairs if sa < 1 and sb < 1]
+        return statistics.median(out) if out else None
+
 
 @contextlib.contextmanager
 def collecting() -> Iterator[list[float]]:
