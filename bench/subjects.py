@@ -105,7 +105,6 @@ class Ours(Subject):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self.client = redis.Redis.from_url(url)
         self._histories: dict[str, RedisChatMessageHistory] = {}
 
     def history(self, sid: str) -> RedisChatMessageHistory:
@@ -117,14 +116,18 @@ class Ours(Subject):
     def fresh(self, sid: str) -> RedisChatMessageHistory:
         return RedisChatMessageHistory(sid, url=self.url)
 
-    def close(self) -> None:
-        self.client.close()
-
 
 class OursSharedClient(Ours):
     """Ours in W6 with the factory closing over one client (what our README recommends)."""
 
     name = "ours-shared-client"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.client = redis.Redis.from_url(url)
+
+    def close(self) -> None:
+        self.client.close()
 
     def fresh(self, sid: str) -> RedisChatMessageHistory:
         return RedisChatMessageHistory(sid, redis_client=self.client)
